@@ -1,0 +1,23 @@
+"""DCGAN (Radford et al., 2016) on Fashion-MNIST at 32x32.
+
+G: z(100) -> 4x4x256 -> 8x8x128 -> 16x16x64 -> 32x32x1 (kernel 4, stride 2,
+BatchNorm + ReLU, tanh output). D mirrors it with LeakyReLU(0.2), no BatchNorm
+on the first layer, and a 4x4 convolution to one logit. Non-saturating loss,
+Adam(2e-4, b1=0.5), batch 64.
+
+    python train.py --config configs/dcgan_fmnist.py [--config.num_steps=...]
+"""
+
+from jaxgan.config import base_config
+
+
+def get_config():
+  config = base_config()
+  config.model = "dcgan"
+  config.dataset = "fashion_mnist"
+  config.image_size = 32
+  config.generator.features = (256, 128, 64)
+  config.generator.upsample = "subpixel"   # same function as "transpose", faster on CPU
+  config.discriminator.features = (64, 128, 256)
+  config.num_steps = 5000
+  return config

@@ -1,0 +1,87 @@
+"""Checkpoints through orbax: save every N steps, keep the last few, restore the latest.
+
+A checkpoint holds the whole :class:`~jaxgan.state.GANState` pytree (both
+networks' parameters and BatchNorm statistics, both optimizer states, step,
+PRNG key) and a JSON ``meta`` item describing the model, so that a workdir
+holding another model's checkpoints is refused with a clear message instead
+of failing deep inside a restore.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax
+import orbax.checkpoint as ocp
+from flax import serialization
+
+from jaxgan.errors import JaxganError
+from jaxgan.state import GANState
+
+
+class CheckpointError(JaxganError):
+  """A checkpoint cannot be used for this run; the message says why and what to do."""
+
+
+class Checkpointer:
+  """A thin wrapper over :class:`orbax.checkpoint.CheckpointManager`."""
+
+  def __init__(self, directory: str, max_to_keep: int = 3):
+    self.directory = os.path.abspath(directory)
+    self._manager = ocp.CheckpointManager(
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        item_names=("state", "meta"))
+
+  def latest_step(self) -> int | None:
+    return self._manager.latest_step()
+
+  def all_steps(self) -> list[int]:
+    return list(self._manager.all_steps())
+
+  def save(self, state: GANState, meta: dict[str, Any]) -> int:
+    step = int(jax.device_get(state.step))
+    if step in self._manager.all_steps():
+      return step
+    self._manager.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(serialization.to_state_dict(state)),
+        meta=ocp.args.JsonSave(meta)))
+    return step
+
+  def wait(self) -> None:
+    self._manager.wait_until_finished()
+
+  def read_meta(self, step: int | None = None) -> dict[str, Any]:
+    step = self.latest_step() if step is None else step
+    return dict(self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"])
+
+  def restore(self, template: GANState, meta: dict[str, Any], step: int | None = None) -> GANState:
+    """Restores ``step`` (default: latest) into the structure of ``template``.
+
+    ``meta`` must match the checkpoint's ``meta`` on every key the checkpoint
+    has (model family, architecture, image shape, ...).
+    """
+    step = self.latest_step() if step is None else step
+    if step is None:
+      raise CheckpointError(f"no checkpoint in {self.directory}")
+    saved = self.read_meta(step)
+    diffs = {k: (saved[k], meta.get(k)) for k in saved if saved[k] != meta.get(k)}
+    if diffs:
+      detail = "; ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}" for k, (a, b) in diffs.items())
+      raise CheckpointError(
+          f"{self.directory} holds a checkpoint (step {step}) of a different model ({detail}). "
+          f"Use another --workdir, or delete that directory to start over.")
+    target = serialization.to_state_dict(template)
+    try:
+      restored = self._manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(target)))["state"]
+    except Exception as e:  # structure or shape mismatch
+      raise CheckpointError(
+          f"cannot restore {self.directory} step {step} into this model: {type(e).__name__}: "
+          f"{str(e)[:500]}. Use another --workdir, or delete that directory to start over.") from None
+    return serialization.from_state_dict(template, restored)
+
+  def close(self) -> None:
+    self._manager.wait_until_finished()
+    self._manager.close()

@@ -1,0 +1,90 @@
+"""GANState: everything stateful about a GAN, in one immutable pytree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+PyTree = Any
+
+
+@struct.dataclass
+class GANState:
+  """Parameters, BatchNorm statistics, optimizer states, step and PRNG key of a GAN.
+
+  The modules and optimizers are static (not pytree leaves): they define the
+  functions, the leaves are their arguments. ``key`` is the run's base key and
+  never changes; a step derives its randomness from ``fold_in(key, step)``, so
+  a resumed run repeats the trajectory of an uninterrupted one. ``step`` counts
+  generator updates.
+  """
+  step: jax.Array
+  key: jax.Array
+  g_params: PyTree
+  d_params: PyTree
+  g_batch_stats: PyTree
+  d_batch_stats: PyTree
+  g_opt_state: optax.OptState
+  d_opt_state: optax.OptState
+  generator: nn.Module = struct.field(pytree_node=False)
+  discriminator: nn.Module = struct.field(pytree_node=False)
+  g_tx: optax.GradientTransformation = struct.field(pytree_node=False)
+  d_tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+  @property
+  def latent_dim(self) -> int:
+    return self.generator.latent_dim
+
+  def generate(self, z: jax.Array, train: bool = False) -> tuple[jax.Array, PyTree]:
+    """G(z) and the generator's (possibly updated) batch statistics."""
+    return apply_model(self.generator, self.g_params, self.g_batch_stats, z, train)
+
+  def discriminate(self, x: jax.Array, d_batch_stats: PyTree | None = None, *,
+                   d_params: PyTree | None = None, train: bool = True) -> tuple[jax.Array, PyTree]:
+    """D(x) logits and the discriminator's (possibly updated) batch statistics."""
+    return apply_model(self.discriminator,
+                       self.d_params if d_params is None else d_params,
+                       self.d_batch_stats if d_batch_stats is None else d_batch_stats,
+                       x, train)
+
+
+def apply_model(module: nn.Module, params: PyTree, batch_stats: PyTree, x: jax.Array,
+                train: bool) -> tuple[jax.Array, PyTree]:
+  """Applies ``module``; in training mode returns the updated batch statistics."""
+  variables = {"params": params}
+  if batch_stats:
+    variables["batch_stats"] = batch_stats
+  if train and batch_stats:
+    out, mutated = module.apply(variables, x, train=True, mutable=["batch_stats"])
+    return out, mutated["batch_stats"]
+  return module.apply(variables, x, train=train), batch_stats
+
+
+def create_state(generator: nn.Module, discriminator: nn.Module,
+                 g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
+                 key: jax.Array) -> GANState:
+  """Initialises both networks and optimizers.
+
+  The discriminator's input shape is taken from the generator's output, so
+  nothing about the data needs to be passed in.
+  """
+  key = jnp.asarray(key)
+  if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+    key = jax.random.key_data(key)  # raw uint32 keys checkpoint everywhere
+  g_key, d_key = jax.random.split(jax.random.fold_in(key, 0x5EED))
+  z = jnp.zeros((2, generator.latent_dim), jnp.float32)
+  g_vars = generator.init(g_key, z, train=False)
+  fake = jax.eval_shape(lambda v: generator.apply(v, z, train=False), g_vars)
+  d_vars = discriminator.init(d_key, jnp.zeros(fake.shape, fake.dtype), train=False)
+  g_params, d_params = g_vars["params"], d_vars["params"]
+  return GANState(
+      step=jnp.zeros((), jnp.int32), key=key,
+      g_params=g_params, d_params=d_params,
+      g_batch_stats=g_vars.get("batch_stats", {}), d_batch_stats=d_vars.get("batch_stats", {}),
+      g_opt_state=g_tx.init(g_params), d_opt_state=d_tx.init(d_params),
+      generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx)

@@ -1,0 +1,228 @@
+"""The training loop: the only place in jaxgan with I/O and side effects.
+
+``train_and_evaluate(config, workdir)`` builds or resumes a run and writes into
+``workdir``::
+
+    checkpoints/        orbax checkpoints (every checkpoint_every steps + final, last N kept)
+    samples/            step_XXXXXXX.png sample grids from a fixed noise batch, final.png
+    losses.png          generator and discriminator loss against step
+    accuracy.png        discriminator accuracy on real and fake batches
+    metrics.jsonl       one JSON object per logged step
+    tensorboard/        event files (scalars and sample grids)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from jaxgan import config as config_lib
+from jaxgan import data as data_lib
+from jaxgan import viz
+from jaxgan.checkpoint import Checkpointer
+from jaxgan.errors import ConfigError, Interrupted, TrainingError
+from jaxgan.models import build_models
+from jaxgan.state import GANState, create_state
+from jaxgan.steps import generate, make_train_step
+
+_FIXED_NOISE = 2**31 - 1  # fold_in tag of the fixed sample-grid noise
+
+
+@jax.jit
+def _all_finite(tree) -> jax.Array:
+  leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+            if jnp.issubdtype(x.dtype, jnp.floating)]
+  return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def build_state(config: ml_collections.ConfigDict, image_shape) -> GANState:
+  """Models and Adam optimizers of ``config``, freshly initialised."""
+  try:
+    generator, discriminator = build_models(
+        config.model, image_shape, config.latent_dim,
+        config.generator.to_dict(), config.discriminator.to_dict())
+    tx = optax.adam(config.learning_rate, b1=config.b1, b2=config.b2)
+    return create_state(generator, discriminator, tx, tx, jax.random.PRNGKey(config.seed))
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"cannot build model {config.model!r} from config.generator / "
+                      f"config.discriminator: {e}") from None
+
+
+class _SignalCatcher:
+  """Turns SIGINT/SIGTERM into a flag the loop checks after each step."""
+
+  def __init__(self):
+    self.signum: int | None = None
+    self._old: dict[int, Any] = {}
+
+  def __enter__(self):
+    with contextlib.suppress(ValueError):  # not the main thread: no handlers
+      for s in (signal.SIGINT, signal.SIGTERM):
+        self._old[s] = signal.signal(s, self._handle)
+    return self
+
+  def _handle(self, signum, frame):
+    del frame
+    if self.signum is not None:  # second signal: stop now
+      raise KeyboardInterrupt
+    self.signum = signum
+
+  def __exit__(self, *exc):
+    for s, h in self._old.items():
+      signal.signal(s, h)
+
+
+class _MetricsLog:
+  """``metrics.jsonl`` (truncated to the resumed step) and the in-memory history."""
+
+  def __init__(self, path: str, start_step: int):
+    self.path = path
+    self.history: list[dict] = []
+    if os.path.exists(path):
+      with open(path) as f:
+        for line in f:
+          with contextlib.suppress(json.JSONDecodeError):
+            record = json.loads(line)
+            if record.get("step", 0) <= start_step:
+              self.history.append(record)
+    with open(path, "w") as f:
+      for record in self.history:
+        f.write(json.dumps(record) + "\n")
+
+  def append(self, record: dict) -> None:
+    self.history.append(record)
+    with open(self.path, "a") as f:
+      f.write(json.dumps(record) + "\n")
+
+
+def _tensorboard(logdir: str):
+  from flax.metrics import tensorboard  # imports TensorFlow; deferred
+  return tensorboard.SummaryWriter(logdir)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
+  """Trains (or resumes) the GAN of ``config`` in ``workdir``; returns the final state."""
+  config_lib.validate(config)
+  workdir = os.path.abspath(workdir)
+  os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+
+  data = data_lib.load(config.dataset, "train", config.image_size or None,
+                       data_dir=config.data.data_dir or None,
+                       manual_dir=config.data.manual_dir or None)
+  image_shape = data.images.shape[1:]
+  state = build_state(config, image_shape)
+  meta = config_lib.model_meta(config, image_shape)
+
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+  resumed_from = ckpt.latest_step()
+  if resumed_from is not None:
+    state = ckpt.restore(state, meta)
+  start = int(state.step)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    f.write(config.to_json(indent=2))
+
+  log = _MetricsLog(os.path.join(workdir, "metrics.jsonl"), start)
+  writer = _tensorboard(os.path.join(workdir, "tensorboard"))
+  train_step = make_train_step(config.loss)
+  fixed_z = jax.random.normal(jax.random.fold_in(state.key, _FIXED_NOISE),
+                              (config.num_samples, config.latent_dim))
+  ncols = int(np.ceil(np.sqrt(config.num_samples)))
+
+  def write_samples(step: int, name: str) -> str:
+    path = os.path.join(workdir, "samples", name)
+    grid = viz.save_grid(np.asarray(generate(state, fixed_z)), path, ncols)
+    writer.image("samples", grid, step)
+    if log.history:
+      viz.plot_losses(log.history, os.path.join(workdir, "losses.png"))
+      viz.plot_accuracy(log.history, os.path.join(workdir, "accuracy.png"))
+    return path
+
+  def save_checkpoint() -> None:
+    if not bool(_all_finite((state.g_params, state.d_params, state.g_opt_state, state.d_opt_state))):
+      raise TrainingError(_nan_message(int(state.step), ckpt, "parameters"))
+    ckpt.save(state, meta)
+
+  from tqdm import tqdm
+  stream = data_lib.BatchStream(data, config.batch_size, config.seed, start=start)
+  pbar = tqdm(total=config.num_steps, initial=start, disable=not config.progress,
+              dynamic_ncols=True, desc="train", unit="step")
+  if resumed_from is not None:
+    pbar.write(f"resumed from {ckpt.directory} at step {start}")
+  window: list[dict] = []
+  t_window, n_window = time.perf_counter(), 0
+  t_start = time.perf_counter()
+  step = start
+  try:
+    with _SignalCatcher() as signals:
+      batches = iter(stream)
+      while step < config.num_steps:
+        state, metrics = train_step(state, next(batches))
+        step += 1
+        window.append(metrics)
+        n_window += 1
+        pbar.update(1)
+        if step % config.log_every == 0 or step == config.num_steps:
+          means = {k: float(v) for k, v in jax.device_get(
+              jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *window)).items()}
+          if not all(np.isfinite(v) for v in means.values()):
+            bad = ", ".join(f"{k}={v}" for k, v in means.items() if not np.isfinite(v))
+            raise TrainingError(_nan_message(step, ckpt, bad))
+          now = time.perf_counter()
+          record = {"step": step, **means, "steps_per_sec": n_window / (now - t_window)}
+          log.append(record)
+          for k, v in record.items():
+            if k != "step":
+              writer.scalar(k, v, step)
+          pbar.set_postfix(d_loss=f"{means['d_loss']:.3f}", g_loss=f"{means['g_loss']:.3f}",
+                           refresh=False)
+          window, t_window, n_window = [], now, 0
+        if step % config.sample_every == 0:
+          write_samples(step, f"step_{step:07d}.png")
+        if step % config.checkpoint_every == 0:
+          save_checkpoint()
+        if signals.signum is not None:
+          save_checkpoint()
+          ckpt.wait()
+          name = signal.Signals(signals.signum).name
+          raise Interrupted(signals.signum,
+                            f"{name} at step {step}: checkpoint saved in {ckpt.directory}; "
+                            f"run the same command again to resume")
+    save_checkpoint()
+    final = write_samples(step, "final.png")
+  finally:
+    pbar.close()
+    writer.flush()
+    ckpt.close()
+
+  elapsed = time.perf_counter() - t_start
+  trained = step - start
+  print(f"\ntrained steps {start} -> {step} in {elapsed:.1f} s"
+        + (f" ({trained / elapsed:.1f} steps/s)" if trained else ""))
+  if log.history:
+    last = log.history[-1]
+    print(f"final: d_loss {last['d_loss']:.4f}  g_loss {last['g_loss']:.4f}  "
+          f"D acc real {last['d_real_acc']:.3f} fake {last['d_fake_acc']:.3f}")
+  print(f"checkpoints  {ckpt.directory}  (steps {ckpt.all_steps()})")
+  print(f"samples      {os.path.dirname(final)}  (final: {final})")
+  print(f"plots        {os.path.join(workdir, 'losses.png')}, {os.path.join(workdir, 'accuracy.png')}")
+  print(f"metrics      {log.path}")
+  print(f"tensorboard  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
+  return state
+
+
+def _nan_message(step: int, ckpt: Checkpointer, what: str) -> str:
+  last = ckpt.latest_step()
+  kept = (f"the last good checkpoint (step {last}) in {ckpt.directory} is kept"
+          if last is not None else "no checkpoint had been written yet")
+  return (f"non-finite {what} at step {step}; training stopped and nothing was saved from it "
+          f"({kept}). Lower --config.learning_rate, or check the data and the model.")

@@ -1,0 +1,76 @@
+"""Pictures: sample grids and training curves (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """[-1, 1] floats -> [0, 255] uint8."""
+  return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.ndarray:
+  """Tiles ``[N, H, W, C]`` images in [-1, 1] into one uint8 ``[H', W', C]`` picture."""
+  images = to_uint8(images)
+  n, h, w, c = images.shape
+  ncols = ncols or int(math.ceil(math.sqrt(n)))
+  nrows = int(math.ceil(n / ncols))
+  grid = np.full((nrows * (h + pad) + pad, ncols * (w + pad) + pad, c), 255, np.uint8)
+  for i in range(n):
+    r, col = divmod(i, ncols)
+    y, x = pad + r * (h + pad), pad + col * (w + pad)
+    grid[y:y + h, x:x + w] = images[i]
+  return grid
+
+
+def save_grid(images: np.ndarray, path: str, ncols: int | None = None, scale: int = 3) -> np.ndarray:
+  """Writes a sample grid PNG (nearest-neighbour up-scaled) and returns the grid."""
+  grid = make_grid(images, ncols)
+  big = grid.repeat(scale, 0).repeat(scale, 1)
+  if big.shape[-1] == 1:
+    plt.imsave(path, big[..., 0], cmap="gray", vmin=0, vmax=255)
+  else:
+    plt.imsave(path, big)
+  return grid
+
+
+def _curves(path: str, steps: Sequence[int], series: dict[str, Sequence[float]], title: str,
+            ylabel: str, ylim=None, hline=None) -> None:
+  fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
+  for label, values in series.items():
+    ax.plot(steps, values, label=label, linewidth=1.2)
+  if hline is not None:
+    ax.axhline(hline, color="gray", linestyle=":", linewidth=1)
+  ax.set_xlabel("step")
+  ax.set_ylabel(ylabel)
+  ax.set_title(title)
+  if ylim:
+    ax.set_ylim(*ylim)
+  ax.grid(alpha=0.3)
+  ax.legend()
+  fig.tight_layout()
+  fig.savefig(path)
+  plt.close(fig)
+
+
+def plot_losses(history: Sequence[dict], path: str, title: str = "losses") -> None:
+  """Generator and discriminator loss against step."""
+  steps = [h["step"] for h in history]
+  _curves(path, steps, {"discriminator": [h["d_loss"] for h in history],
+                        "generator": [h["g_loss"] for h in history]}, title, "loss")
+
+
+def plot_accuracy(history: Sequence[dict], path: str, title: str = "discriminator accuracy") -> None:
+  """D's accuracy on real and on fake batches against step (0.5 = chance)."""
+  steps = [h["step"] for h in history]
+  _curves(path, steps, {"real": [h["d_real_acc"] for h in history],
+                        "fake": [h["d_fake_acc"] for h in history]}, title, "accuracy",
+          ylim=(-0.02, 1.02), hline=0.5)

@@ -1,0 +1,64 @@
+"""Shared fixtures: tiny configs, mock tfds data, and the real raw files when present."""
+
+import importlib.util
+import os
+import pathlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+_SHARED = REPO.parent / "shared" / "data"
+MANUAL_DIR = os.environ.get("JAXGAN_MANUAL_DIR") or (str(_SHARED) if _SHARED.is_dir() else None)
+MANUAL_DIR = os.path.abspath(MANUAL_DIR) if MANUAL_DIR else None
+
+
+def load_config(name: str):
+  """``configs/<name>.py``'s get_config()."""
+  spec = importlib.util.spec_from_file_location(name, REPO / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config()
+
+
+def tiny(config):
+  """Shrinks a recipe to a few-second CPU run, keeping its family and shapes."""
+  if config.model == "dcgan":
+    config.generator.features = (16, 8, 4)
+    config.discriminator.features = (4, 8, 16)
+  else:
+    config.generator.hidden = (16, 32)
+    config.discriminator.hidden = (32, 16)
+  config.latent_dim = 8
+  config.batch_size = 8
+  config.num_samples = 16
+  config.progress = False
+  return config
+
+
+@pytest.fixture
+def mock_fmnist(monkeypatch):
+  """tfds.testing.mock_data serving 256 random Fashion-MNIST-shaped examples."""
+  import tensorflow_datasets as tfds
+  from jaxgan.data import tfds_data
+  # mock_data replaces the download; pretend the network is there so the
+  # offline fail-fast check (tested on its own) does not fire.
+  monkeypatch.setattr(tfds_data, "_reachable", lambda *a, **k: True)
+  with tfds.testing.mock_data(num_examples=256):
+    yield
+
+
+def _need_raw(name):
+  if not MANUAL_DIR or not (pathlib.Path(MANUAL_DIR) / name).is_dir():
+    pytest.skip(f"raw {name} files not present (set JAXGAN_MANUAL_DIR; .ci/run does)")
+
+
+@pytest.fixture(scope="session")
+def real_data_dir(tmp_path_factory):
+  """A tfds data dir holding Fashion-MNIST built offline from the raw files."""
+  _need_raw("fashion_mnist")
+  from jaxgan.data import prepare
+  data_dir = str(tmp_path_factory.mktemp("tfds"))
+  prepare("fashion_mnist", data_dir=data_dir, manual_dir=MANUAL_DIR)
+  return data_dir

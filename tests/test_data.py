@@ -1,0 +1,89 @@
+import time
+
+import numpy as np
+import pytest
+
+from conftest import MANUAL_DIR, _need_raw
+from jaxgan.data import BatchStream, DataError, ImageData, load, prepare
+from jaxgan.data import tfds_data
+
+
+def _toy(n=20):
+  images = np.arange(n, dtype=np.float32).reshape(n, 1, 1, 1)
+  return ImageData(images=images, labels=np.arange(n, dtype=np.int32), num_classes=n,
+                   name="toy", split="train")
+
+
+def test_stream_is_an_epochwise_permutation_with_drop_remainder():
+  stream = BatchStream(_toy(20), batch_size=6, seed=3)
+  assert stream.steps_per_epoch == 3
+  epoch0 = np.concatenate([stream.batch(i)["label"] for i in range(3)])
+  epoch1 = np.concatenate([stream.batch(i)["label"] for i in range(3, 6)])
+  assert len(set(epoch0)) == 18 and len(set(epoch1)) == 18   # no repeats within an epoch
+  assert not np.array_equal(epoch0, epoch1)                   # reshuffled each epoch
+  np.testing.assert_array_equal(stream.batch(4)["image"][:, 0, 0, 0], stream.batch(4)["label"])
+
+
+def test_stream_resumes_exactly():
+  full = BatchStream(_toy(), batch_size=4, seed=7)
+  it = iter(full)
+  first = [next(it)["label"] for _ in range(12)]
+  resumed = iter(BatchStream(_toy(), batch_size=4, seed=7, start=5))
+  for i in range(5, 12):
+    np.testing.assert_array_equal(next(resumed)["label"], first[i])
+  other_seed = iter(BatchStream(_toy(), batch_size=4, seed=8))
+  assert any(not np.array_equal(next(other_seed)["label"], first[i]) for i in range(5))
+
+
+def test_batch_larger_than_dataset_is_refused():
+  with pytest.raises(DataError, match="larger than"):
+    BatchStream(_toy(5), batch_size=6, seed=0)
+
+
+def test_mock_pipeline_normalises_and_resizes(mock_fmnist):
+  data = load("fashion_mnist", "train", image_size=32)
+  assert data.images.shape == (256, 32, 32, 1) and data.images.dtype == np.float32
+  assert data.images.min() >= -1.0 and data.images.max() <= 1.0
+  assert data.images.min() < -0.5 and data.images.max() > 0.5  # really spans the range
+  assert data.num_classes == 10 and data.labels.max() < 10
+  native = load("fashion_mnist", "train", image_size=None)
+  assert native.images.shape == (256, 28, 28, 1)
+
+
+def test_offline_without_manual_dir_fails_fast(tmp_path, monkeypatch):
+  monkeypatch.delenv("JAXGAN_MANUAL_DIR", raising=False)
+  monkeypatch.setattr(tfds_data, "_reachable", lambda *a, **k: False)  # no network
+  t = time.perf_counter()
+  with pytest.raises(DataError, match="JAXGAN_MANUAL_DIR"):
+    prepare("fashion_mnist", data_dir=str(tmp_path))
+  assert time.perf_counter() - t < 30
+
+
+def test_manual_dir_missing_files_names_them(tmp_path):
+  (tmp_path / "fashion_mnist").mkdir()
+  (tmp_path / "fashion_mnist" / "train-images-idx3-ubyte.gz").write_bytes(b"")
+  with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz"):
+    prepare("fashion_mnist", data_dir=str(tmp_path / "tfds"), manual_dir=str(tmp_path))
+
+
+def test_real_fashion_mnist_counts_and_range(real_data_dir):
+  train = load("fashion_mnist", "train", image_size=32, data_dir=real_data_dir)
+  test = load("fashion_mnist", "test", image_size=None, data_dir=real_data_dir)
+  assert train.images.shape == (60_000, 32, 32, 1)
+  assert test.images.shape == (10_000, 28, 28, 1)
+  assert train.num_classes == 10
+  assert np.bincount(train.labels).tolist() == [6000] * 10   # Fashion-MNIST is balanced
+  assert np.bincount(test.labels).tolist() == [1000] * 10
+  assert -1.0 <= test.images.min() < -0.99 and 0.99 < test.images.max() <= 1.0
+
+
+def test_mnist_and_fashion_mnist_do_not_share_extracted_files(real_data_dir):
+  # Both datasets use the same raw file names; a shared extract dir silently
+  # served Fashion-MNIST images as MNIST (see shared/data/README.md).
+  _need_raw("mnist")
+  mnist = load("mnist", "test", image_size=None, data_dir=real_data_dir, manual_dir=MANUAL_DIR)
+  fmnist = load("fashion_mnist", "test", image_size=None, data_dir=real_data_dir)
+  assert mnist.images.shape == fmnist.images.shape == (10_000, 28, 28, 1)
+  # MNIST digits are mostly background; Fashion-MNIST items fill much more of the frame.
+  ink = lambda d: float(np.mean(d.images > -0.5))
+  assert ink(mnist) < 0.25 < ink(fmnist)

@@ -1,0 +1,125 @@
+"""The real training loop, in-process, on tiny models and tfds mock data."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import load_config, tiny
+from jaxgan import trainer
+from jaxgan.checkpoint import Checkpointer, CheckpointError
+from jaxgan.errors import ConfigError, TrainingError
+
+
+def _config(name="dcgan_fmnist", **kw):
+  config = tiny(load_config(name))
+  config.num_steps, config.log_every, config.sample_every, config.checkpoint_every = 6, 2, 3, 3
+  for k, v in kw.items():
+    config[k] = v
+  return config
+
+
+def _metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
+
+
+def test_run_writes_every_artefact(tmp_path, mock_fmnist, capsys):
+  workdir = str(tmp_path / "run")
+  state = trainer.train_and_evaluate(_config(), workdir)
+  assert int(state.step) == 6
+  assert sorted(Checkpointer(os.path.join(workdir, "checkpoints")).all_steps()) == [3, 6]
+  assert sorted(os.listdir(os.path.join(workdir, "samples"))) == [
+      "final.png", "step_0000003.png", "step_0000006.png"]
+  for name in ("losses.png", "accuracy.png"):
+    assert os.path.getsize(os.path.join(workdir, name)) > 10_000
+  with open(os.path.join(workdir, "config.json")) as f:
+    assert json.load(f)["num_steps"] == 6
+  records = _metrics(workdir)
+  assert [r["step"] for r in records] == [2, 4, 6]
+  for r in records:
+    assert {"d_loss", "g_loss", "d_real_acc", "d_fake_acc", "steps_per_sec"} <= set(r)
+    assert all(np.isfinite(v) for v in r.values())
+  events = os.listdir(os.path.join(workdir, "tensorboard"))
+  assert events and all(os.path.getsize(os.path.join(workdir, "tensorboard", e)) > 0 for e in events)
+  out = capsys.readouterr().out
+  assert "checkpoints" in out and "final.png" in out and "tensorboard --logdir" in out
+
+
+def test_sample_grid_is_an_8x8_picture(tmp_path, mock_fmnist):
+  import matplotlib.image
+  workdir = str(tmp_path / "run")
+  config = _config(num_samples=64, num_steps=1)
+  trainer.train_and_evaluate(config, workdir)
+  grid = matplotlib.image.imread(os.path.join(workdir, "samples", "final.png"))
+  # 8 tiles of 32 px + 9 gaps of 2 px, up-scaled 3x
+  assert grid.shape[:2] == ((8 * 32 + 9 * 2) * 3,) * 2
+
+
+@pytest.mark.parametrize("name", ["dcgan_fmnist", "gan_fmnist"])
+def test_resume_reaches_the_same_losses_as_an_uninterrupted_run(tmp_path, mock_fmnist, name):
+  full = str(tmp_path / "full")
+  trainer.train_and_evaluate(_config(name, log_every=1), full)
+  part = str(tmp_path / "part")
+  trainer.train_and_evaluate(_config(name, log_every=1, num_steps=3), part)
+  resumed = trainer.train_and_evaluate(_config(name, log_every=1), part)
+  a, b = _metrics(full), _metrics(part)
+  assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
+  for ra, rb in zip(a, b):
+    for key in ("d_loss", "g_loss", "d_real_acc", "d_fake_acc"):
+      assert ra[key] == rb[key], (ra["step"], key)
+  final_full = Checkpointer(os.path.join(full, "checkpoints"))
+  restored = final_full.restore(resumed, final_full.read_meta())
+  for x, y in zip(jax.tree.leaves(restored), jax.tree.leaves(resumed)):
+    np.testing.assert_array_equal(x, y)
+
+
+def test_checkpoint_of_another_model_is_refused(tmp_path, mock_fmnist):
+  workdir = str(tmp_path / "run")
+  trainer.train_and_evaluate(_config("gan_fmnist", num_steps=3), workdir)
+  with pytest.raises(CheckpointError, match="different model.*--workdir"):
+    trainer.train_and_evaluate(_config("dcgan_fmnist"), workdir)
+  wider = _config("gan_fmnist")
+  wider.generator.hidden = (16, 64)
+  with pytest.raises(CheckpointError, match="generator"):
+    trainer.train_and_evaluate(wider, workdir)
+
+
+def test_non_finite_losses_stop_and_keep_the_last_good_checkpoint(tmp_path, mock_fmnist):
+  workdir = str(tmp_path / "run")
+  trainer.train_and_evaluate(_config("gan_fmnist", num_steps=3), workdir)
+  with pytest.raises(TrainingError, match="non-finite.*step 3"):
+    trainer.train_and_evaluate(_config("gan_fmnist", num_steps=40, log_every=1,
+                                       checkpoint_every=1, learning_rate=1e30), workdir)
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  good_step = ckpt.latest_step()
+  state = trainer.build_state(_config("gan_fmnist"), (32, 32, 1))
+  restored = ckpt.restore(state, ckpt.read_meta())
+  assert int(restored.step) == good_step
+  assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves((restored.g_params, restored.d_params)))
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("batch_size", 0, "batch_size must be a positive integer"),
+    ("num_steps", -5, "num_steps must be a positive integer"),
+    ("learning_rate", 0.0, "learning_rate must be a positive number"),
+    ("learning_rate", float("nan"), "learning_rate must be a positive number"),
+    ("b1", 1.5, r"b1 must be in \[0, 1\)"),
+    ("model", "bigbigan", "config.model='bigbigan' is unknown"),
+    ("loss", "wgan", "config.loss='wgan' is unknown"),
+])
+def test_bad_config_values_are_refused_before_any_work(tmp_path, key, value, match):
+  config = _config()
+  config[key] = value
+  with pytest.raises(ConfigError, match=match):
+    trainer.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run")
+
+
+def test_unknown_model_argument_is_a_config_error():
+  config = _config()
+  config.generator.widths = (1, 2)
+  with pytest.raises(ConfigError, match="widths"):
+    trainer.build_state(config, (32, 32, 1))

@@ -1,0 +1,63 @@
+"""Train a GAN: ``python train.py --config configs/dcgan_fmnist.py [--workdir DIR] [--config.KEY=VALUE ...]``."""
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only serves tfds here
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _fail(message: str, code: int = 2):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(code)
+
+
+try:
+  # config_flags applies --config.KEY=VALUE overrides while defining the flag.
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", os.path.join(_HERE, "configs", "dcgan_fmnist.py"),
+      "Training recipe (a configs/*.py file); override keys with --config.KEY=VALUE.",
+      lock_config=True)
+except (AttributeError, KeyError) as e:
+  while e.args and isinstance(e.args[0], BaseException):
+    e = e.args[0]
+  detail = str(e.args[0] if e.args else e).replace("\n", "; ")
+  overrides = [a.split("=")[0] for a in sys.argv[1:] if a.startswith("--config.")]
+  _fail(f"unknown config key {detail} (overrides given: {' '.join(overrides)}); the keys are "
+        f"those of the config file (python train.py --helpfull lists them)")
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Output directory (default: runs/<config name>). Re-running with the "
+    "same workdir resumes from its latest checkpoint.")
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
+  try:
+    config = _CONFIG.value
+    config.keys()  # a config file that failed to load raises here
+  except (OSError, ImportError, SyntaxError) as e:
+    _fail(f"cannot load --config: {str(e).splitlines()[-1].strip() or e}")
+  from jaxgan import trainer
+  from jaxgan.errors import Interrupted, JaxganError
+
+  config_file = config_flags.get_config_filename(flags.FLAGS["config"])
+  name = os.path.splitext(os.path.basename(config_file))[0]
+  workdir = _WORKDIR.value or os.path.join("runs", name)
+  try:
+    trainer.train_and_evaluate(config, workdir)
+  except Interrupted as e:
+    print(f"\ninterrupted: {e}", file=sys.stderr)
+    sys.exit(128 + e.signum)
+  except JaxganError as e:
+    _fail(str(e))
+
+
+if __name__ == "__main__":
+  app.run(main)
