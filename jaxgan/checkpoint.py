@@ -20,6 +20,10 @@ from jaxgan.errors import JaxganError
 from jaxgan.state import GANState
 
 
+# GANState fields newer than the first checkpoint format, restorable from older checkpoints.
+_ADDED_FIELDS = ("k_t",)
+
+
 class CheckpointError(JaxganError):
   """A checkpoint cannot be used for this run; the message says why and what to do."""
 
@@ -73,14 +77,30 @@ class Checkpointer:
           f"{self.directory} holds a checkpoint (step {step}) of a different model ({detail}). "
           f"Use another --workdir, or delete that directory to start over.")
     target = serialization.to_state_dict(template)
+    # GANState fields added after jaxgan 0.1 (BEGAN's k_t): absent from older checkpoints,
+    # they keep the template's fresh value.
+    added = {}
+    saved_keys = self._saved_state_keys(step)
+    for name in _ADDED_FIELDS:
+      if saved_keys is not None and name in target and name not in saved_keys:
+        added[name] = target.pop(name)
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target)))["state"]
+      restored = {**restored, **added}
     except Exception as e:  # structure or shape mismatch
       raise CheckpointError(
           f"cannot restore {self.directory} step {step} into this model: {type(e).__name__}: "
           f"{str(e)[:500]}. Use another --workdir, or delete that directory to start over.") from None
     return serialization.from_state_dict(template, restored)
+
+  def _saved_state_keys(self, step: int):
+    try:
+      tree = self._manager.item_metadata(step)["state"]
+      tree = getattr(tree, "tree", tree)
+      return set(tree.keys())
+    except Exception:  # noqa: BLE001 - no metadata: restore as is and let orbax report
+      return None
 
   def close(self) -> None:
     self._manager.wait_until_finished()

@@ -26,12 +26,19 @@ def base_config() -> ml_collections.ConfigDict:
   c.loss = "nonsaturating"          # jaxgan.losses.LOSSES
   c.generator = ml_collections.ConfigDict()      # extra kwargs of the generator
   c.discriminator = ml_collections.ConfigDict()  # extra kwargs of the discriminator
-  # Optimisation (Adam for both networks).
+  # Optimisation (the same optimizer, with its own state, for both networks).
+  c.optimizer = "adam"              # "adam" (b1, b2) or "rmsprop" (decay 0.99, as torch's RMSprop)
   c.learning_rate = 2e-4
   c.b1 = 0.5
   c.b2 = 0.999
   c.batch_size = 64
   c.num_steps = 5000                # generator updates
+  # The objective's training mechanics (jaxgan.steps.make_train_step).
+  c.n_critic = 1                    # discriminator updates (each on a fresh batch) per G update
+  c.gp_weight = 0.0                 # WGAN-GP lambda (0 = off); needs a critic without BatchNorm
+  c.gp_one_sided = False            # penalise only gradient norms above 1
+  c.r1_weight = 0.0                 # R1 gamma (adds gamma/2 * R1; 0 = off); no BatchNorm either
+  c.clip = 0.0                      # WGAN weight clipping of D's parameters to [-clip, clip] (0 = off)
   c.seed = 0
   # Outputs.
   c.log_every = 50                  # metrics.jsonl / TensorBoard / progress bar
@@ -45,6 +52,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.data = ml_collections.ConfigDict({"data_dir": "", "manual_dir": ""})
   return c
 
+
+OPTIMIZERS = ("adam", "rmsprop")
 
 _POSITIVE_INTS = ("num_steps", "batch_size", "log_every", "sample_every", "checkpoint_every",
                   "keep_checkpoints", "num_samples", "latent_dim")
@@ -75,6 +84,72 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.model={config.model!r} is unknown; choose one of {sorted(models.MODELS)}")
   if config.loss not in losses.LOSSES:
     raise ConfigError(f"config.loss={config.loss!r} is unknown; choose one of {sorted(losses.LOSSES)}")
+  optimizer = config.get("optimizer", "adam")
+  if optimizer not in OPTIMIZERS:
+    raise ConfigError(f"config.optimizer={optimizer!r} is unknown; choose one of {list(OPTIMIZERS)}")
+  n_critic = config.get("n_critic", 1)
+  if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic <= 0:
+    raise ConfigError(f"config.n_critic must be a positive integer, got {n_critic!r}")
+  for key in ("gp_weight", "r1_weight", "clip"):
+    value = config.get(key, 0.0)
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        or value < 0):
+      raise ConfigError(f"config.{key} must be a number >= 0 (0 = off), got {value!r}")
+  if not isinstance(config.get("gp_one_sided", False), bool):
+    raise ConfigError(f"config.gp_one_sided must be True or False, got {config.gp_one_sided!r}")
+  if (config.loss == "began") != (config.model == "began"):
+    raise ConfigError(
+        f"config.loss={config.loss!r} with config.model={config.model!r}: the BEGAN objective "
+        f"needs the auto-encoder discriminator and vice versa; set both to 'began' or neither")
+  if "began" in config:
+    gamma, lambda_k = config.began.get("gamma"), config.began.get("lambda_k")
+    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma <= 1:
+      raise ConfigError(f"config.began.gamma must be in [0, 1], got {gamma!r}")
+    if (isinstance(lambda_k, bool) or not isinstance(lambda_k, (int, float))
+        or not math.isfinite(lambda_k) or lambda_k < 0):
+      raise ConfigError(f"config.began.lambda_k must be a number >= 0, got {lambda_k!r}")
+  penalties = [k for k in ("gp_weight", "r1_weight") if config.get(k, 0.0) > 0]
+  if penalties and discriminator_has_batchnorm(config):
+    raise ConfigError(
+        f"config.{penalties[0]}={config[penalties[0]]}: gradient penalty is per example; BatchNorm "
+        f"mixes examples: use discriminator norm 'layer' or 'none' "
+        f"(--config.discriminator.norm=layer), or set config.{penalties[0]}=0")
+
+
+def step_options(config: ml_collections.ConfigDict) -> dict:
+  """The keyword options of :func:`jaxgan.steps.make_train_step` that ``config`` sets."""
+  clip = float(config.get("clip", 0.0))
+  options = {"n_critic": int(config.get("n_critic", 1)),
+             "gp_weight": float(config.get("gp_weight", 0.0)),
+             "gp_one_sided": bool(config.get("gp_one_sided", False)),
+             "r1_weight": float(config.get("r1_weight", 0.0)),
+             "clip": clip if clip > 0 else None}
+  if "began" in config:
+    options["began_gamma"] = float(config.began.gamma)
+    options["began_lambda_k"] = float(config.began.lambda_k)
+  return options
+
+
+def discriminator_has_batchnorm(config: ml_collections.ConfigDict) -> bool:
+  """Whether the discriminator of ``config`` keeps BatchNorm statistics (shape-only init).
+
+  The image shape is a stand-in (``image_size`` square, one channel; 28 when
+  ``image_size`` is 0): normalisation layers do not depend on it. If the model
+  cannot be built at that shape, the answer is left to the trainer, which
+  checks the real state again.
+  """
+  import jax
+  import jax.numpy as jnp
+  side = config.image_size or 28
+  try:
+    _, discriminator = models.build_models(
+        config.model, (side, side, 1), config.latent_dim,
+        config.generator.to_dict(), config.discriminator.to_dict())
+    variables = jax.eval_shape(lambda: discriminator.init(
+        jax.random.PRNGKey(0), jnp.zeros((2, side, side, 1), jnp.float32), train=False))
+  except Exception:  # noqa: BLE001 - a build error is reported by the trainer, with its context
+    return False
+  return bool(jax.tree.leaves(variables.get("batch_stats", {})))
 
 
 def model_meta(config: ml_collections.ConfigDict, image_shape) -> dict:

@@ -14,6 +14,14 @@ Public API (research code)::
 
     d_loss = discriminator_loss("nonsaturating", real_logits, fake_logits)
     g_loss = generator_loss("nonsaturating", fake_logits)
+    gp = gradient_penalty(critic_fn, real, fake, key)      # WGAN-GP
+    r1 = r1_penalty(critic_fn, real)                        # R1 (weight gamma / 2)
+
+Objectives (:data:`LOSSES`): ``"nonsaturating"``, ``"minimax"`` (Goodfellow et
+al. 2014), ``"least_squares"`` (LSGAN, Mao et al. 2017), ``"wasserstein"``
+(WGAN, Arjovsky et al. 2017; add weight clipping or a gradient penalty) and
+``"hinge"`` (Lim & Ye 2017; Miyato et al. 2018), and ``"began"`` (Berthelot et
+al. 2017), whose "logits" are a BEGAN discriminator's auto-encoder energies.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+from jax import lax
 
 Array = jax.Array
 
@@ -65,10 +74,113 @@ def nonsaturating_generator_loss(fake_logits: Array) -> Array:
   return -_mean(jax.nn.log_sigmoid(fake_logits))
 
 
+def least_squares_discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
+  r"""Least-squares discriminator loss (LSGAN; Mao et al., 2017, eq. 2).
+
+  .. math::
+     L_D = \tfrac12\,\mathbb{E}_x[(D(x) - b)^2] + \tfrac12\,\mathbb{E}_z[(D(G(z)) - a)^2]
+
+  with the 0-1 coding of the paper's experiments, ``a = 0`` (fake), ``b = 1``
+  (real). The ``1/2`` factors are the paper's (and TF-GAN's) convention; other
+  implementations drop them, which scales the loss (not its minimiser) by 2.
+  ``D`` is a linear output: no sigmoid. For a fixed ``G`` the optimal
+  discriminator is ``D*(x) = (b p_d(x) + a p_g(x)) / (p_d(x) + p_g(x))``
+  (Mao et al., eq. 4).
+  """
+  return 0.5 * _mean(jnp.square(real_logits - 1.0)) + 0.5 * _mean(jnp.square(fake_logits))
+
+
+def least_squares_generator_loss(fake_logits: Array) -> Array:
+  r"""Least-squares generator loss (LSGAN; Mao et al., 2017, eq. 2), target ``c = 1``.
+
+  .. math:: L_G = \tfrac12\,\mathbb{E}_z[(D(G(z)) - c)^2]
+  """
+  return 0.5 * _mean(jnp.square(fake_logits - 1.0))
+
+
+def wasserstein_discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
+  r"""Wasserstein critic loss (WGAN; Arjovsky, Chintala & Bottou, 2017, eq. 3).
+
+  .. math:: L_D = \mathbb{E}_z[D(G(z))] - \mathbb{E}_x[D(x)]
+
+  ``-L_D`` estimates the Wasserstein-1 distance (up to the Lipschitz constant
+  of ``D``) only when ``D`` is kept Lipschitz: with weight clipping (WGAN) or
+  a gradient penalty (:func:`gradient_penalty`, WGAN-GP); unconstrained, the
+  loss is unbounded below.
+  """
+  return _mean(fake_logits) - _mean(real_logits)
+
+
+def wasserstein_generator_loss(fake_logits: Array) -> Array:
+  r"""Wasserstein generator loss (Arjovsky et al., 2017): :math:`L_G = -\mathbb{E}_z[D(G(z))]`."""
+  return -_mean(fake_logits)
+
+
+def hinge_discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
+  r"""Hinge discriminator loss (Geometric GAN, Lim & Ye, 2017; SNGAN, Miyato et al., 2018, eq. 16).
+
+  .. math::
+     L_D = \mathbb{E}_x[\max(0, 1 - D(x))] + \mathbb{E}_z[\max(0, 1 + D(G(z)))]
+
+  For fixed ``G`` a pointwise optimum is ``D*(x) = sign(p_d(x) - p_g(x))``,
+  where the loss equals ``2 (1 - TV(p_d, p_g))``.
+  """
+  return _mean(jax.nn.relu(1.0 - real_logits)) + _mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def hinge_generator_loss(fake_logits: Array) -> Array:
+  r"""Hinge-GAN generator loss (Lim & Ye, 2017; Miyato et al., 2018): :math:`L_G = -\mathbb{E}_z[D(G(z))]`."""
+  return -_mean(fake_logits)
+
+
+def began_discriminator_loss(real_energy: Array, fake_energy: Array, k: Array | float = 0.0) -> Array:
+  r"""BEGAN discriminator loss (Berthelot, Schumm & Metz, 2017, eq. 4).
+
+  .. math:: L_D = \mathbb{E}[\mathcal{L}(x)] - k_t\, \mathbb{E}[\mathcal{L}(G(z))]
+
+  on the auto-encoder energies :math:`\mathcal{L}(v) = |v - D(v)|` (what a
+  BEGAN discriminator returns, one per example), with the equilibrium control
+  variable ``k`` (:func:`began_k_update`; a constant here, no gradient).
+  """
+  return _mean(real_energy) - lax.stop_gradient(jnp.asarray(k, jnp.float32)) * _mean(fake_energy)
+
+
+def began_generator_loss(fake_energy: Array) -> Array:
+  r"""BEGAN generator loss (Berthelot et al., 2017, eq. 4): :math:`L_G = \mathbb{E}[\mathcal{L}(G(z))]`."""
+  return _mean(fake_energy)
+
+
+def began_k_update(k: Array, real_energy: Array, fake_energy: Array, *, gamma: float,
+                   lambda_k: float) -> Array:
+  r"""BEGAN's proportional control of ``k`` (Berthelot et al., 2017, eq. 4), kept in [0, 1].
+
+  .. math:: k_{t+1} = \mathrm{clip}_{[0,1]}\big(k_t + \lambda_k (\gamma\, \mathcal{L}(x) - \mathcal{L}(G(z)))\big)
+
+  ``gamma = E[L(G(z))] / E[L(x)]`` is the diversity ratio the control steers
+  to: when the fakes are reconstructed too well (``L(G(z)) < gamma L(x)``),
+  ``k`` grows and D pushes the fakes' energy up harder; otherwise it shrinks.
+  """
+  balance = gamma * _mean(real_energy) - _mean(fake_energy)
+  return jnp.clip(jnp.asarray(k, jnp.float32) + lambda_k * balance, 0.0, 1.0)
+
+
+def began_convergence(real_energy: Array, fake_energy: Array, *, gamma: float) -> Array:
+  r"""BEGAN's global convergence measure (Berthelot et al., 2017, sec. 3.4.1).
+
+  .. math:: \mathcal{M}_{global} = \mathcal{L}(x) + |\gamma\, \mathcal{L}(x) - \mathcal{L}(G(z))|
+  """
+  real = _mean(real_energy)
+  return real + jnp.abs(gamma * real - _mean(fake_energy))
+
+
 # kind -> (discriminator loss, generator loss). Later objectives register here.
 LOSSES: dict[str, tuple[Callable[[Array, Array], Array], Callable[[Array], Array]]] = {
     "nonsaturating": (bce_discriminator_loss, nonsaturating_generator_loss),
     "minimax": (bce_discriminator_loss, minimax_generator_loss),
+    "least_squares": (least_squares_discriminator_loss, least_squares_generator_loss),
+    "wasserstein": (wasserstein_discriminator_loss, wasserstein_generator_loss),
+    "hinge": (hinge_discriminator_loss, hinge_generator_loss),
+    "began": (began_discriminator_loss, began_generator_loss),   # on auto-encoder energies
 }
 
 
@@ -80,9 +192,12 @@ def _lookup(kind: str):
         f"unknown GAN loss {kind!r}; choose one of {sorted(LOSSES)}") from None
 
 
-def discriminator_loss(kind: str, real_logits: Array, fake_logits: Array) -> Array:
-  """Discriminator loss of the objective ``kind`` (see :data:`LOSSES`)."""
-  return _lookup(kind)[0](real_logits, fake_logits)
+def discriminator_loss(kind: str, real_logits: Array, fake_logits: Array, **kwargs) -> Array:
+  """Discriminator loss of the objective ``kind`` (see :data:`LOSSES`).
+
+  ``kwargs`` go to the loss (only ``"began"`` takes one: ``k``).
+  """
+  return _lookup(kind)[0](real_logits, fake_logits, **kwargs)
 
 
 def generator_loss(kind: str, fake_logits: Array) -> Array:
@@ -91,5 +206,90 @@ def generator_loss(kind: str, fake_logits: Array) -> Array:
 
 
 def discriminator_accuracy(real_logits: Array, fake_logits: Array) -> tuple[Array, Array]:
-  """Share of real samples classified real (logit > 0) and of fakes classified fake."""
+  """Share of real samples classified real (logit > 0) and of fakes classified fake.
+
+  For the BCE objectives the threshold is probability 1/2; for the hinge and
+  Wasserstein objectives it is the sign of the critic's output (their decision
+  boundary); for least squares (targets 0 and 1) a threshold of 1/2 would be
+  the natural one, so read its accuracy as "sign of D", nothing more.
+  """
   return _mean(real_logits > 0), _mean(fake_logits < 0)
+
+
+# ----------------------------------------------------------------------------------------
+# Penalties on the critic's input gradient. ``critic_fn(x) -> [N] logits`` must treat the
+# examples independently (no BatchNorm in training mode), since the per-example gradients
+# are taken as the gradient of ``sum_i critic_fn(x)_i``.
+
+def interpolates(real: Array, fake: Array, key: Array) -> Array:
+  r"""Random points on the lines between paired real and fake examples (Gulrajani et al., 2017).
+
+  :math:`\hat x_i = \epsilon_i x_i + (1 - \epsilon_i) \tilde x_i` with one
+  :math:`\epsilon_i \sim U[0, 1]` per example, broadcast over its pixels.
+  """
+  if real.shape != fake.shape:
+    raise ValueError(f"real and fake batches differ in shape: {real.shape} vs {fake.shape}")
+  eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), jnp.float32)
+  return (eps * real + (1.0 - eps) * fake).astype(real.dtype)
+
+
+def critic_input_gradients(critic_fn: Callable[[Array], Array], x: Array) -> Array:
+  """Per-example gradients ``grad_x critic_fn(x)_i`` (same shape as ``x``)."""
+  return jax.grad(lambda x_: jnp.sum(critic_fn(x_).astype(jnp.float32)))(x)
+
+
+def safe_norm(g: Array) -> Array:
+  r"""Per-example L2 norm :math:`\|g_i\|_2` over all but the first axis, safe at zero.
+
+  ``sqrt`` has an infinite derivative at 0, so a naive ``sqrt(sum(g**2))``
+  turns into NaN gradients (``0 * inf``) wherever the critic is flat, e.g. a
+  dead ReLU critic or a constant one. Here the norm is exact for ``g != 0``
+  and, at ``g == 0``, its value is 0 and its gradient 0 (a valid subgradient):
+  ``sqrt`` only ever sees a positive argument (the double-``where`` trick).
+  """
+  sq = jnp.sum(jnp.square(g.astype(jnp.float32)).reshape(g.shape[0], -1), axis=1)
+  positive = sq > 0
+  return jnp.where(positive, jnp.sqrt(jnp.where(positive, sq, 1.0)), 0.0)
+
+
+def gradient_penalty_from_norms(norms: Array, *, one_sided: bool = False) -> Array:
+  r"""``mean((norm - 1)^2)``, or ``mean(max(0, norm - 1)^2)`` when ``one_sided``."""
+  excess = norms - 1.0
+  if one_sided:
+    excess = jax.nn.relu(excess)
+  return _mean(jnp.square(excess))
+
+
+def gradient_penalty(critic_fn: Callable[[Array], Array], real: Array, fake: Array, key: Array,
+                     *, one_sided: bool = False) -> Array:
+  r"""The WGAN-GP gradient penalty (Gulrajani et al., 2017, eq. 3), without its weight.
+
+  .. math::
+     GP = \mathbb{E}_{\hat x}\big[(\|\nabla_{\hat x} D(\hat x)\|_2 - 1)^2\big],\qquad
+     \hat x = \epsilon x + (1 - \epsilon) \tilde x,\ \epsilon \sim U[0, 1]
+
+  per example (:func:`interpolates`); the critic loss is
+  ``wasserstein_discriminator_loss + lambda * GP`` with ``lambda = 10`` in the
+  paper. ``one_sided=True`` penalises only norms above 1,
+  :math:`\mathbb{E}[\max(0, \|\nabla D\| - 1)^2]` (the variant the paper
+  mentions; Petzka et al., 2018 argue for it). The norm is :func:`safe_norm`:
+  finite, with a finite gradient, where the critic's input gradient is zero.
+  The gradient is taken with :func:`jax.grad`, so the penalty can itself be
+  differentiated with respect to the critic's parameters (double backward).
+  """
+  x_hat = interpolates(real, fake, key)
+  norms = safe_norm(critic_input_gradients(critic_fn, x_hat))
+  return gradient_penalty_from_norms(norms, one_sided=one_sided)
+
+
+def r1_penalty(critic_fn: Callable[[Array], Array], real: Array) -> Array:
+  r"""The R1 regulariser (Mescheder, Geiger & Nowozin, 2018, eq. 9), without its weight.
+
+  .. math:: R_1 = \mathbb{E}_{x \sim p_d}\big[\|\nabla_x D(x)\|_2^2\big]
+
+  The paper adds :math:`\frac{\gamma}{2} R_1` to the discriminator loss; the
+  caller applies the ``gamma / 2`` (``jaxgan.steps`` takes ``r1_weight = gamma``).
+  No square root, hence no trouble at zero gradient.
+  """
+  g = critic_input_gradients(critic_fn, real)
+  return _mean(jnp.sum(jnp.square(g.astype(jnp.float32)).reshape(g.shape[0], -1), axis=1))

@@ -26,7 +26,10 @@ Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
 Step = Callable[[GANState, Batch], tuple[GANState, Metrics]]
 
-_D_STREAM, _G_STREAM = 0, 1
+_D_STREAM, _G_STREAM, _GP_STREAM = 0, 1, 2
+
+BATCHNORM_PENALTY_ERROR = ("gradient penalty is per example; BatchNorm mixes examples: "
+                           "use discriminator norm 'layer' or 'none'")
 
 
 def step_key(state: GANState, stream: int) -> jax.Array:
@@ -42,39 +45,108 @@ def _pmean(tree, axis_name):
   return tree if axis_name is None else lax.pmean(tree, axis_name)
 
 
+def clip_params(params, clip: float):
+  """Every leaf clipped to ``[-clip, clip]`` (WGAN weight clipping, Arjovsky et al., 2017)."""
+  return jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params)
+
+
 def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
-              axis_name: str | None = None) -> tuple[GANState, Metrics]:
+              axis_name: str | None = None, gp_weight: float = 0.0, gp_one_sided: bool = False,
+              r1_weight: float = 0.0, clip: float | None = None,
+              began_gamma: float = 0.5, began_lambda_k: float = 0.001,
+              critic_index: jax.Array | int | None = None) -> tuple[GANState, Metrics]:
   """One discriminator update on a real batch and as many fresh fakes.
 
   The generator runs in training mode (batch statistics, as in the reference
   DCGAN code) but its parameters and running statistics are left unchanged.
   Real and fake batches go through D separately, so each BatchNorm layer sees
   one kind at a time.
+
+  Options (all off by default):
+
+  * ``gp_weight`` (WGAN-GP's lambda) adds ``gp_weight * GP`` with GP from
+    :func:`jaxgan.losses.gradient_penalty` on per-example interpolates
+    (``gp_one_sided`` for the one-sided variant); metrics ``gp`` and
+    ``grad_norm`` (mean input-gradient norm of the critic at the interpolates).
+  * ``r1_weight`` is R1's gamma: adds ``gamma / 2 * R1`` (Mescheder et al.,
+    2018; :func:`jaxgan.losses.r1_penalty`); metric ``r1``.
+  * ``clip`` clips every discriminator parameter to ``[-clip, clip]`` right
+    after the update (WGAN), so the state a step returns always satisfies the
+    constraint, and the generator update that follows sees the clipped critic.
+  * ``loss="began"``: D's outputs are auto-encoder energies; the loss uses
+    ``state.k_t``, and the step then sets ``k_t`` by BEGAN's control law with
+    ``began_gamma`` and ``began_lambda_k`` (:func:`jaxgan.losses.began_k_update`),
+    on this step's real and fake energies under the pre-update D (the paper
+    updates D, G and k simultaneously from the same measurements); metrics
+    ``k_t`` (the new value) and ``m_global`` (the convergence measure).
+
+  Penalties use D in training mode with the parameters being differentiated;
+  a discriminator with BatchNorm is refused (its output for one example
+  depends on the others, so per-example input gradients are meaningless).
+  ``d_loss`` is the whole objective D minimises (loss + penalties).
+  ``critic_index`` (the i-th of ``n_critic`` updates) selects fresh noise.
   """
+  if (gp_weight or r1_weight) and jax.tree.leaves(state.d_batch_stats):
+    raise ValueError(BATCHNORM_PENALTY_ERROR)
+  d_key, gp_key = step_key(state, _D_STREAM), step_key(state, _GP_STREAM)
+  if critic_index is not None:
+    d_key, gp_key = jax.random.fold_in(d_key, critic_index), jax.random.fold_in(gp_key, critic_index)
   real = batch["image"]
-  z = sample_latent(state, step_key(state, _D_STREAM), real.shape[0])
+  z = sample_latent(state, d_key, real.shape[0])
   fake, _ = state.generate(z, train=True)
   fake = lax.stop_gradient(fake)
 
   def loss_fn(d_params):
     real_logits, stats = state.discriminate(real, d_params=d_params)
     fake_logits, stats = state.discriminate(fake, stats, d_params=d_params)
-    return losses.discriminator_loss(loss, real_logits, fake_logits), (stats, real_logits, fake_logits)
+    kw = {"k": state.k_t} if loss == "began" else {}
+    d_loss = losses.discriminator_loss(loss, real_logits, fake_logits, **kw)
+    extra = {}
+    critic = lambda x: state.discriminate(x, d_params=d_params)[0]
+    if gp_weight:
+      x_hat = losses.interpolates(real, fake, gp_key)
+      norms = losses.safe_norm(losses.critic_input_gradients(critic, x_hat))
+      extra["gp"] = losses.gradient_penalty_from_norms(norms, one_sided=gp_one_sided)
+      extra["grad_norm"] = jnp.mean(norms)
+      d_loss = d_loss + gp_weight * extra["gp"]
+    if r1_weight:
+      extra["r1"] = losses.r1_penalty(critic, real)
+      d_loss = d_loss + 0.5 * r1_weight * extra["r1"]
+    return d_loss, (stats, real_logits, fake_logits, extra)
 
-  (d_loss, (stats, real_logits, fake_logits)), grads = jax.value_and_grad(
+  (d_loss, (stats, real_logits, fake_logits, extra)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.d_params)
   grads, stats = _pmean((grads, stats), axis_name)
   updates, d_opt_state = state.d_tx.update(grads, state.d_opt_state, state.d_params)
-  real_acc, fake_acc = losses.discriminator_accuracy(real_logits, fake_logits)
+  d_params = optax.apply_updates(state.d_params, updates)
+  if clip is not None:
+    d_params = clip_params(d_params, clip)
+  new_state = state.replace(d_params=d_params, d_opt_state=d_opt_state, d_batch_stats=stats)
+  if loss == "began":
+    # Energies, not logits: a real "passes" below the fakes' mean energy and vice versa.
+    real_acc = jnp.mean(real_logits < jnp.mean(fake_logits))
+    fake_acc = jnp.mean(fake_logits > jnp.mean(real_logits))
+    real_e, fake_e = _pmean((jnp.mean(real_logits), jnp.mean(fake_logits)), axis_name)
+    k_t = losses.began_k_update(state.k_t, real_e, fake_e, gamma=began_gamma, lambda_k=began_lambda_k)
+    new_state = new_state.replace(k_t=k_t)
+    extra = {**extra, "k_t": k_t,
+             "m_global": losses.began_convergence(real_e, fake_e, gamma=began_gamma)}
+  else:
+    real_acc, fake_acc = losses.discriminator_accuracy(real_logits, fake_logits)
   metrics = {
       "d_loss": d_loss,
       "d_real_acc": real_acc,
       "d_fake_acc": fake_acc,
-      "d_real_prob": jnp.mean(jax.nn.sigmoid(real_logits)),
-      "d_fake_prob": jnp.mean(jax.nn.sigmoid(fake_logits)),
   }
-  new_state = state.replace(d_params=optax.apply_updates(state.d_params, updates),
-                            d_opt_state=d_opt_state, d_batch_stats=stats)
+  if loss in ("nonsaturating", "minimax"):
+    metrics["d_real_prob"] = jnp.mean(jax.nn.sigmoid(real_logits))
+    metrics["d_fake_prob"] = jnp.mean(jax.nn.sigmoid(fake_logits))
+  else:
+    metrics["d_real"] = jnp.mean(real_logits)
+    metrics["d_fake"] = jnp.mean(fake_logits)
+  if loss in ("wasserstein", "hinge"):
+    metrics["wasserstein"] = jnp.mean(real_logits) - jnp.mean(fake_logits)
+  metrics.update(extra)
   return new_state, _pmean(metrics, axis_name)
 
 
@@ -102,17 +174,60 @@ def g_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   return new_state, _pmean({"g_loss": g_loss}, axis_name)
 
 
-def train_step_fn(state: GANState, batch: Batch, **kwargs: Any) -> tuple[GANState, Metrics]:
-  """One D update then one G update (against the updated D)."""
-  state, d_metrics = d_step_fn(state, batch, **kwargs)
-  state, g_metrics = g_step_fn(state, batch, **kwargs)
+def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
+                  axis_name: str | None = None, n_critic: int = 1,
+                  **d_options: Any) -> tuple[GANState, Metrics]:
+  """``n_critic`` D updates, then one G update (against the updated D).
+
+  With ``n_critic == 1`` the batch is an ordinary ``[B, ...]`` batch. With
+  ``n_critic = k > 1`` every array of the batch has a leading axis ``k``
+  (``batch["image"]``: ``[k, B, H, W, C]``): D update ``i`` reads slice ``i``
+  and draws its own noise (``critic_index=i``); the updates run in one
+  ``lax.scan``. The G update uses the last slice's batch size. D metrics are
+  means over the ``k`` updates. ``d_options`` are :func:`d_step_fn`'s
+  (``gp_weight``, ``gp_one_sided``, ``r1_weight``, ``clip``, ``began_gamma``,
+  ``began_lambda_k``).
+  """
+  if n_critic == 1:
+    state, d_metrics = d_step_fn(state, batch, loss=loss, axis_name=axis_name, **d_options)
+    g_batch = batch
+  else:
+    image = batch["image"]
+    if image.ndim != 5 or image.shape[0] != n_critic:
+      raise ValueError(
+          f"with n_critic={n_critic} the batch must stack {n_critic} batches on a leading axis "
+          f"(image [n_critic, B, H, W, C]); got image of shape {tuple(image.shape)}")
+
+    def critic_update(state, xs):
+      i, b = xs
+      return d_step_fn(state, b, loss=loss, axis_name=axis_name, critic_index=i, **d_options)
+
+    state, d_metrics = lax.scan(critic_update, state, (jnp.arange(n_critic), batch))
+    d_metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
+    g_batch = jax.tree.map(lambda x: x[-1], batch)
+  state, g_metrics = g_step_fn(state, g_batch, loss=loss, axis_name=axis_name)
   return state, {**d_metrics, **g_metrics}
 
 
-def _make(fn, loss: str, axis_name: str | None, jit: bool, donate: bool) -> Step:
+def _d_options(gp_weight: float, gp_one_sided: bool, r1_weight: float,
+               clip: float | None, began_gamma: float, began_lambda_k: float) -> dict[str, Any]:
+  for name, value in (("gp_weight", gp_weight), ("r1_weight", r1_weight)):
+    if not value >= 0:
+      raise ValueError(f"{name} must be >= 0, got {value!r}")
+  if clip is not None and not clip > 0:
+    raise ValueError(f"clip must be positive (or None for no clipping), got {clip!r}")
+  if not 0 <= began_gamma <= 1 or not began_lambda_k >= 0:
+    raise ValueError(f"began_gamma must be in [0, 1] and began_lambda_k >= 0, got "
+                     f"{began_gamma!r}, {began_lambda_k!r}")
+  return {"gp_weight": float(gp_weight), "gp_one_sided": bool(gp_one_sided),
+          "r1_weight": float(r1_weight), "clip": None if clip is None else float(clip),
+          "began_gamma": float(began_gamma), "began_lambda_k": float(began_lambda_k)}
+
+
+def _make(fn, loss: str, axis_name: str | None, jit: bool, donate: bool, **options) -> Step:
   if loss not in losses.LOSSES:
     raise ValueError(f"unknown GAN loss {loss!r}; choose one of {sorted(losses.LOSSES)}")
-  step = functools.partial(fn, loss=loss, axis_name=axis_name)
+  step = functools.partial(fn, loss=loss, axis_name=axis_name, **options)
   functools.update_wrapper(step, fn)
   if not jit:
     return step
@@ -120,9 +235,17 @@ def _make(fn, loss: str, axis_name: str | None, jit: bool, donate: bool) -> Step
 
 
 def make_d_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
-                jit: bool = True, donate: bool = False) -> Step:
-  """Jitted discriminator step ``(state, batch) -> (state, metrics)``."""
-  return _make(d_step_fn, loss, axis_name, jit, donate)
+                jit: bool = True, donate: bool = False, gp_weight: float = 0.0,
+                gp_one_sided: bool = False, r1_weight: float = 0.0,
+                clip: float | None = None, began_gamma: float = 0.5,
+                began_lambda_k: float = 0.001) -> Step:
+  """Jitted discriminator step ``(state, batch) -> (state, metrics)``.
+
+  ``gp_weight``, ``gp_one_sided``, ``r1_weight`` (R1's gamma), ``clip`` and
+  the BEGAN controls are described in :func:`d_step_fn`.
+  """
+  return _make(d_step_fn, loss, axis_name, jit, donate,
+               **_d_options(gp_weight, gp_one_sided, r1_weight, clip, began_gamma, began_lambda_k))
 
 
 def make_g_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
@@ -132,13 +255,23 @@ def make_g_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
 
 
 def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
-                    jit: bool = True, donate: bool = False) -> Step:
-  """Jitted fused D+G step ``(state, batch) -> (state, metrics)``.
+                    jit: bool = True, donate: bool = False, n_critic: int = 1,
+                    gp_weight: float = 0.0, gp_one_sided: bool = False, r1_weight: float = 0.0,
+                    clip: float | None = None, began_gamma: float = 0.5,
+                    began_lambda_k: float = 0.001) -> Step:
+  """Jitted fused step: ``n_critic`` D updates then one G update.
 
   ``donate=True`` lets XLA reuse the input state's buffers (the caller must
-  not use the old state afterwards), as the trainer does.
+  not use the old state afterwards), as the trainer does. With
+  ``n_critic > 1`` the batch stacks ``n_critic`` batches on a leading axis
+  (see :func:`train_step_fn`). The D options are :func:`d_step_fn`'s, e.g.
+  WGAN: ``make_train_step("wasserstein", n_critic=5, clip=0.01)``; WGAN-GP:
+  ``make_train_step("wasserstein", n_critic=5, gp_weight=10.0)``.
   """
-  return _make(train_step_fn, loss, axis_name, jit, donate)
+  if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
+    raise ValueError(f"n_critic must be a positive integer, got {n_critic!r}")
+  return _make(train_step_fn, loss, axis_name, jit, donate, n_critic=n_critic,
+               **_d_options(gp_weight, gp_one_sided, r1_weight, clip, began_gamma, began_lambda_k))
 
 
 @jax.jit

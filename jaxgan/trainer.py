@@ -18,7 +18,7 @@ import json
 import os
 import signal
 import time
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -33,7 +33,7 @@ from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import ConfigError, Interrupted, TrainingError
 from jaxgan.models import build_models
 from jaxgan.state import GANState, create_state
-from jaxgan.steps import generate, make_train_step
+from jaxgan.steps import BATCHNORM_PENALTY_ERROR, generate, make_train_step
 
 _FIXED_NOISE = 2**31 - 1  # fold_in tag of the fixed sample-grid noise
 
@@ -45,17 +45,46 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
+def build_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """``config.optimizer`` at ``config.learning_rate`` (used for G and for D, separate states).
+
+  ``"adam"``: Adam(``b1``, ``b2``). ``"rmsprop"``: RMSProp as in PyTorch's
+  ``optim.RMSprop`` defaults that the WGAN reference code uses (squared-gradient
+  decay 0.99, eps 1e-8 added outside the square root, no momentum).
+  """
+  name = config.get("optimizer", "adam")
+  if name == "adam":
+    return optax.adam(config.learning_rate, b1=config.b1, b2=config.b2)
+  if name == "rmsprop":
+    return optax.rmsprop(config.learning_rate, decay=0.99, eps=1e-8, eps_in_sqrt=False)
+  raise ConfigError(f"config.optimizer={name!r} is unknown; choose one of {list(config_lib.OPTIMIZERS)}")
+
+
 def build_state(config: ml_collections.ConfigDict, image_shape) -> GANState:
-  """Models and Adam optimizers of ``config``, freshly initialised."""
+  """Models and optimizers of ``config``, freshly initialised."""
+  tx = build_optimizer(config)
   try:
     generator, discriminator = build_models(
         config.model, image_shape, config.latent_dim,
         config.generator.to_dict(), config.discriminator.to_dict())
-    tx = optax.adam(config.learning_rate, b1=config.b1, b2=config.b2)
-    return create_state(generator, discriminator, tx, tx, jax.random.PRNGKey(config.seed))
+    state = create_state(generator, discriminator, tx, tx, jax.random.PRNGKey(config.seed))
   except (TypeError, ValueError) as e:
     raise ConfigError(f"cannot build model {config.model!r} from config.generator / "
                       f"config.discriminator: {e}") from None
+  penalties = [k for k in ("gp_weight", "r1_weight") if config.get(k, 0.0) > 0]
+  if penalties and jax.tree.leaves(state.d_batch_stats):
+    raise ConfigError(f"config.{penalties[0]}={config[penalties[0]]}: {BATCHNORM_PENALTY_ERROR}")
+  return state
+
+
+def stacked_batches(batches: Iterator[dict], n: int) -> Iterator[dict]:
+  """Groups ``n`` consecutive batches into one with a leading axis ``n`` (n == 1: unchanged)."""
+  if n == 1:
+    yield from batches
+    return
+  while True:
+    group = [next(batches) for _ in range(n)]
+    yield {k: np.stack([b[k] for b in group]) for k in group[0]}
 
 
 class _SignalCatcher:
@@ -133,7 +162,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
 
   log = _MetricsLog(os.path.join(workdir, "metrics.jsonl"), start)
   writer = _tensorboard(os.path.join(workdir, "tensorboard"))
-  train_step = make_train_step(config.loss)
+  options = config_lib.step_options(config)
+  n_critic = options["n_critic"]
+  train_step = make_train_step(config.loss, **options)
   fixed_z = jax.random.normal(jax.random.fold_in(state.key, _FIXED_NOISE),
                               (config.num_samples, config.latent_dim))
   ncols = int(np.ceil(np.sqrt(config.num_samples)))
@@ -153,7 +184,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     ckpt.save(state, meta)
 
   from tqdm import tqdm
-  stream = data_lib.BatchStream(data, config.batch_size, config.seed, start=start)
+  # Every step reads n_critic batches (one per D update), so step i starts at batch i * n_critic.
+  stream = data_lib.BatchStream(data, config.batch_size, config.seed, start=start * n_critic)
   pbar = tqdm(total=config.num_steps, initial=start, disable=not config.progress,
               dynamic_ncols=True, desc="train", unit="step")
   if resumed_from is not None:
@@ -164,7 +196,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   step = start
   try:
     with _SignalCatcher() as signals:
-      batches = iter(stream)
+      batches = stacked_batches(iter(stream), n_critic)
       while step < config.num_steps:
         state, metrics = train_step(state, next(batches))
         step += 1

@@ -27,6 +27,10 @@ def tiny(config):
   if config.model == "dcgan":
     config.generator.features = (16, 8, 4)
     config.discriminator.features = (4, 8, 16)
+  elif config.model == "began":
+    config.generator.filters = 4
+    config.discriminator.filters = 4
+    config.discriminator.embedding = 8
   else:
     config.generator.hidden = (16, 32)
     config.discriminator.hidden = (32, 16)

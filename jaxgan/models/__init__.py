@@ -2,7 +2,7 @@
 
 Models know nothing of losses or optimizers: a generator maps ``z`` (and
 ``train``) to images in [-1, 1], a discriminator maps images to one logit per
-example.
+example (for BEGAN, the auto-encoder's per-example reconstruction energy).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 
+from jaxgan.models.began import BEGANDiscriminator, BEGANGenerator
 from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from jaxgan.models.layers import Upsample2x
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
@@ -19,6 +20,7 @@ from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
 MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "mlp": (MLPGenerator, MLPDiscriminator),
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
+    "began": (BEGANGenerator, BEGANDiscriminator),
 }
 
 
@@ -35,4 +37,5 @@ def build_models(name: str, image_shape: Sequence[int], latent_dim: int,
 
 
 __all__ = ["MODELS", "build_models", "MLPGenerator", "MLPDiscriminator",
-           "DCGANGenerator", "DCGANDiscriminator", "Upsample2x"]
+           "DCGANGenerator", "DCGANDiscriminator", "BEGANGenerator", "BEGANDiscriminator",
+           "Upsample2x"]

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.models.layers import Upsample2x, batch_norm, dcgan_kernel_init, dcgan_scale_init
+from jaxgan.models.layers import (CONV_IMPLS, Upsample2x, batch_norm, dcgan_kernel_init,
+                                  dcgan_scale_init, resolve_conv_impl, resolve_upsample_impl)
 
 
 def _levels(image_shape: Sequence[int], features: Sequence[int], who: str) -> int:
@@ -21,47 +23,69 @@ def _levels(image_shape: Sequence[int], features: Sequence[int], who: str) -> in
   return h // (2 ** n)
 
 
+_NORMS = ("batch", "layer", "none")
+
+
 class DCGANGenerator(nn.Module):
   """z -> Dense to s x s x features[0] -> [Upsample2x -> BN -> ReLU] -> Upsample2x -> tanh.
 
   Defaults give the 32x32 DCGAN: 100 -> 4x4x256 -> 8x8x128 -> 16x16x64 -> 32x32xC.
   Up-sampling is the kernel-4, stride-2 transposed convolution; ``upsample``
-  chooses how it is computed (``"subpixel"`` or ``"transpose"``, same function).
+  chooses how it is computed (a key of ``layers.UPSAMPLE_IMPLS`` or ``"auto"``,
+  the fastest on the default backend); every choice is the same function of
+  the same parameters.
   """
   image_shape: Sequence[int]
   latent_dim: int = 100
   features: Sequence[int] = (256, 128, 64)
-  upsample: str = "subpixel"
+  upsample: str = "auto"
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     s = _levels(self.image_shape, self.features, "generator")
+    impl = resolve_upsample_impl(self.upsample)
     bn = lambda: batch_norm(train, scale_init=dcgan_scale_init)
     x = nn.Dense(s * s * self.features[0], use_bias=False, kernel_init=dcgan_kernel_init)(z)
     x = nn.relu(bn()(x.reshape(z.shape[0], s, s, self.features[0])))
     for f in self.features[1:]:
-      x = nn.relu(bn()(Upsample2x(f, use_bias=False, impl=self.upsample)(x)))
-    x = Upsample2x(self.image_shape[-1], use_bias=True, impl=self.upsample)(x)
+      x = nn.relu(bn()(Upsample2x(f, use_bias=False, impl=impl)(x)))
+    x = Upsample2x(self.image_shape[-1], use_bias=True, impl=impl)(x)
     return jnp.tanh(x)
 
 
 class DCGANDiscriminator(nn.Module):
-  """image -> [Conv k4 s2 -> (BN) -> LeakyReLU(0.2)] -> Conv over the rest -> logit.
+  """image -> [Conv k4 s2 -> (norm) -> LeakyReLU(0.2)] -> Conv over the rest -> logit.
 
-  Defaults give the 32x32 DCGAN critic: 16x16x64 (no BN) -> 8x8x128 -> 4x4x256
-  -> 4x4 convolution to one logit.
+  Defaults give the 32x32 DCGAN critic: 16x16x64 (no norm) -> 8x8x128 -> 4x4x256
+  -> 4x4 convolution to one logit. ``norm`` after every stride-2 convolution but
+  the first: ``"batch"`` (DCGAN's BatchNorm), ``"layer"`` (per-example layer
+  normalisation over H, W, C with a per-channel scale and offset, as in the
+  WGAN-GP critic, which cannot use BatchNorm) or ``"none"``. ``conv_impl`` chooses how the stride-2
+  convolutions are differentiated: ``"xla"`` (XLA's own gradients),
+  ``"adjoint"`` (``layers.conv_down_adjoint``: same forward, gradients from the
+  up-sampling/stride-2 adjoint pair) or ``"auto"`` (the faster on the default
+  backend). The layers are ``nn.Conv`` either way: same parameters.
   """
   features: Sequence[int] = (64, 128, 256)
   negative_slope: float = 0.2
+  norm: str = "batch"
+  conv_impl: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     s = _levels(x.shape[1:], self.features, "discriminator")
+    if self.norm not in _NORMS:
+      raise ValueError(f"unknown discriminator norm {self.norm!r}; choose one of {list(_NORMS)}")
+    conv = functools.partial(nn.Conv, kernel_init=dcgan_kernel_init,
+                             conv_general_dilated=CONV_IMPLS[resolve_conv_impl(self.conv_impl)])
     for i, f in enumerate(self.features):
-      x = nn.Conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=(i == 0),
-                  kernel_init=dcgan_kernel_init)(x)
-      if i > 0:
+      # A bias only where no normalisation with its own offset follows.
+      x = conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+               use_bias=(i == 0 or self.norm == "none"))(x)
+      if i > 0 and self.norm == "batch":
         x = batch_norm(train, scale_init=dcgan_scale_init)(x)
+      elif i > 0 and self.norm == "layer":
+        x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1)(x)
       x = nn.leaky_relu(x, self.negative_slope)
     x = nn.Conv(1, (s, s), padding="VALID", kernel_init=dcgan_kernel_init)(x)
     return x.reshape(x.shape[0])

@@ -1,0 +1,40 @@
+"""BEGAN (Berthelot, Schumm & Metz, 2017) on Fashion-MNIST 32x32.
+
+Auto-encoder discriminator with L1 energies L(v) = mean |v - D(v)|:
+L_D = L(x) - k_t L(G(z)), L_G = L(G(z)), and the equilibrium control
+k_{t+1} = clip(k_t + lambda_k (gamma L(x) - L(G(z))), 0, 1) with k_0 = 0,
+gamma = 0.5, lambda_k = 0.001 (the paper's values); the convergence measure
+M_global = L(x) + |gamma L(x) - L(G(z))| is logged as ``m_global``.
+Architecture as in the paper's Fig. 1 at 32x32: 3x3 convolutions with ELU,
+two per resolution, widths n, 2n, 3n in the encoder, embedding h = 64 and
+z of the same size (N_z = h), resize-convolution (nearest-neighbour upsample
+then 3x3 conv) in the decoder and the generator; n = 64 here (the reference
+implementation uses 128 at 64x64). Adam(1e-4, b1=0.5, b2=0.999) and batch 16
+as in the paper and its reference code; the paper's learning-rate halving when
+M_global stalls is not implemented.
+
+    python train.py --config configs/began_fmnist.py
+"""
+
+import ml_collections
+
+from jaxgan.config import base_config
+
+
+def get_config():
+  config = base_config()
+  config.model = "began"
+  config.dataset = "fashion_mnist"
+  config.image_size = 32
+  config.loss = "began"
+  config.latent_dim = 64
+  config.generator.filters = 64
+  config.discriminator.filters = 64
+  config.discriminator.embedding = 64
+  config.began = ml_collections.ConfigDict({"gamma": 0.5, "lambda_k": 0.001})
+  config.optimizer = "adam"
+  config.learning_rate = 1e-4
+  config.b1, config.b2 = 0.5, 0.999
+  config.batch_size = 16
+  config.num_steps = 5000
+  return config

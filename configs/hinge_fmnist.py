@@ -1,0 +1,31 @@
+"""Hinge-loss GAN (Lim & Ye, 2017; the SNGAN objective, Miyato et al., 2018), DCGAN-32 body.
+
+D: mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))), G: -mean(D(G(z))).
+Optimisation is SNGAN's setting C (Miyato et al., Table 1): Adam(2e-4,
+b1=0.5, b2=0.999), one D update per G update, batch 64. SNGAN also
+spectrally normalises D; jaxgan has no spectral normalisation yet, so this
+recipe keeps the DCGAN critic with BatchNorm, which trains stably with one
+D step per G step.
+
+    python train.py --config configs/hinge_fmnist.py
+"""
+
+from jaxgan.config import base_config
+
+
+def get_config():
+  config = base_config()
+  config.model = "dcgan"
+  config.dataset = "fashion_mnist"
+  config.image_size = 32
+  config.loss = "hinge"
+  config.generator.features = (256, 128, 64)
+  config.generator.upsample = "subpixel"
+  config.discriminator.features = (64, 128, 256)
+  config.optimizer = "adam"
+  config.learning_rate = 2e-4
+  config.b1, config.b2 = 0.5, 0.999
+  config.n_critic = 1
+  config.batch_size = 64
+  config.num_steps = 5000
+  return config

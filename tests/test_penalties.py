@@ -1,0 +1,216 @@
+"""Gradient penalties (WGAN-GP, one-sided, R1), weight clipping and n_critic in the train step."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+import jaxgan
+from jaxgan import losses, steps
+from jaxgan.models import MLPDiscriminator, MLPGenerator, build_models
+
+SHAPE = (4, 8, 8, 1)
+
+
+def _images(seed, shape=SHAPE):
+  return jax.random.uniform(jax.random.PRNGKey(seed), shape, minval=-1, maxval=1)
+
+
+def _linear_critic(w):
+  return lambda x: jnp.sum(x * w, axis=(1, 2, 3))
+
+
+# ---------------------------------------------------------------------------- gradient penalty
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_gp_of_a_linear_critic_is_norm_minus_one_squared(seed):
+  # f(x) = <w, x> has input gradient w everywhere: GP = (||w|| - 1)^2 whatever real, fake, eps.
+  w = jax.random.normal(jax.random.PRNGKey(100 + seed), SHAPE[1:])
+  real, fake = _images(seed), 3.0 * _images(seed + 10)
+  norm = float(jnp.linalg.norm(w))
+  gp = losses.gradient_penalty(_linear_critic(w), real, fake, jax.random.PRNGKey(seed))
+  assert float(gp) == pytest.approx((norm - 1.0) ** 2, rel=1e-5)
+  one = losses.gradient_penalty(_linear_critic(w), real, fake, jax.random.PRNGKey(seed), one_sided=True)
+  assert float(one) == pytest.approx(max(norm - 1.0, 0.0) ** 2, rel=1e-5)
+
+
+def test_one_sided_gp_ignores_norms_below_one():
+  w = jnp.full(SHAPE[1:], 0.5 / np.sqrt(np.prod(SHAPE[1:])))  # ||w|| = 0.5
+  real, fake, key = _images(0), _images(1), jax.random.PRNGKey(0)
+  assert float(losses.gradient_penalty(_linear_critic(w), real, fake, key)) == pytest.approx(0.25, rel=1e-5)
+  assert float(losses.gradient_penalty(_linear_critic(w), real, fake, key, one_sided=True)) == 0.0
+
+
+def _dead_relu_critic(params, x):
+  # Input gradient exactly zero: the ReLU is dead for inputs in [-1, 1]. Output depends on b.
+  h = jax.nn.relu(jnp.sum(x * params["w"], axis=(1, 2, 3)) - 1e3)
+  return h + params["b"]
+
+
+@pytest.mark.parametrize("one_sided", [False, True])
+def test_gp_and_its_gradient_are_finite_where_the_input_gradient_is_zero(one_sided):
+  params = {"w": jnp.full(SHAPE[1:], 0.1), "b": jnp.array(0.3)}
+  real, fake, key = _images(0), _images(1), jax.random.PRNGKey(0)
+
+  def penalty(p):
+    return losses.gradient_penalty(lambda x: _dead_relu_critic(p, x), real, fake, key,
+                                   one_sided=one_sided)
+
+  value, grads = jax.value_and_grad(penalty)(params)
+  assert float(value) == (0.0 if one_sided else 1.0)   # norm 0: (0 - 1)^2
+  assert all(np.all(np.isfinite(g)) for g in jax.tree.leaves(grads))
+
+  # The naive norm, sqrt(sum(g^2)), gives NaN gradients here: the test would catch it.
+  def naive(p):
+    g = losses.critic_input_gradients(lambda x: _dead_relu_critic(p, x), losses.interpolates(real, fake, key))
+    return jnp.mean((jnp.sqrt(jnp.sum(g ** 2, axis=(1, 2, 3))) - 1.0) ** 2)
+
+  assert not np.all(np.isfinite(jax.grad(naive)(params)["w"]))
+
+
+def test_gp_gradient_is_finite_for_a_zero_linear_critic_and_the_norm_is_exact():
+  g = jax.grad(lambda w: losses.gradient_penalty(_linear_critic(w), _images(0), _images(1),
+                                                 jax.random.PRNGKey(0)))(jnp.zeros(SHAPE[1:]))
+  assert np.all(np.isfinite(g))
+  np.testing.assert_array_equal(losses.safe_norm(jnp.zeros((2, 3))), [0.0, 0.0])
+  np.testing.assert_allclose(losses.safe_norm(jnp.array([[3.0, 4.0], [1e-3, 0.0]])), [5.0, 1e-3],
+                             rtol=1e-6)
+
+
+def test_eps_is_drawn_per_example_and_broadcast_over_pixels():
+  real, fake = jnp.ones((16, 4, 4, 2)), jnp.zeros((16, 4, 4, 2))
+  key = jax.random.PRNGKey(3)
+  x_hat = np.asarray(losses.interpolates(real, fake, key))
+  eps = x_hat[:, 0, 0, 0]
+  assert np.all((x_hat == eps[:, None, None, None]))          # one eps per example
+  assert np.all((eps >= 0) & (eps <= 1)) and len(np.unique(eps)) == 16
+  # A critic whose input gradient is x itself (f = ||x||^2 / 2): the norm at x_hat_i is
+  # eps_i * ||1||, so the penalty averages per-example terms (one eps per example).
+  critic = lambda x: 0.5 * jnp.sum(x ** 2, axis=(1, 2, 3))
+  gp = losses.gradient_penalty(critic, real, fake, key)
+  expected = np.mean((eps * np.sqrt(4 * 4 * 2) - 1.0) ** 2)
+  assert float(gp) == pytest.approx(expected, rel=1e-5)
+  # With a single shared eps the penalty would differ.
+  assert abs(expected - (np.mean(eps) * np.sqrt(32) - 1.0) ** 2) > 1e-3
+
+
+def test_r1_is_the_mean_squared_input_gradient_norm():
+  w = jax.random.normal(jax.random.PRNGKey(0), SHAPE[1:])
+  assert float(losses.r1_penalty(_linear_critic(w), _images(0))) == pytest.approx(
+      float(jnp.sum(w ** 2)), rel=1e-5)
+  x = _images(1)
+  r1 = losses.r1_penalty(lambda x: 0.5 * jnp.sum(x ** 2, axis=(1, 2, 3)), x)
+  assert float(r1) == pytest.approx(float(jnp.mean(jnp.sum(x ** 2, axis=(1, 2, 3)))), rel=1e-5)
+  g = jax.grad(lambda p: losses.r1_penalty(lambda x: _dead_relu_critic(p, x), x))(
+      {"w": jnp.full(SHAPE[1:], 0.1), "b": jnp.array(0.0)})
+  assert all(np.all(np.isfinite(v)) for v in jax.tree.leaves(g))
+
+
+# ---------------------------------------------------------------------------- train steps
+
+IMAGE = (8, 8, 1)
+
+
+@pytest.fixture(scope="module")
+def mlp():
+  """Tiny networks (compile time dominates on CPU): G with BatchNorm, an MLP critic without."""
+  g = MLPGenerator(image_shape=IMAGE, latent_dim=8, hidden=(16, 32))
+  d = MLPDiscriminator(hidden=(16,))
+  tx = optax.adam(1e-3, b1=0.5)
+  return jaxgan.create_state(g, d, tx, tx, jax.random.PRNGKey(0))
+
+
+def _batch(k=None, n=6, image=IMAGE, seed=1):
+  shape = (n, *image) if k is None else (k, n, *image)
+  return {"image": _images(seed, shape)}
+
+
+def _adam_count(opt_state):
+  return int(opt_state[0].count)
+
+
+def test_gp_and_r1_terms_enter_the_critic_loss_with_their_weights(mlp):
+  state, batch = mlp, _batch()
+  _, m = steps.make_d_step("wasserstein", gp_weight=10.0)(state, batch)
+  assert {"gp", "grad_norm", "wasserstein", "d_real", "d_fake"} <= set(m)
+  base = float(m["d_fake"]) - float(m["d_real"])
+  assert float(m["d_loss"]) == pytest.approx(base + 10.0 * float(m["gp"]), rel=1e-5, abs=1e-6)
+  assert float(m["wasserstein"]) == pytest.approx(-base, rel=1e-5, abs=1e-7)
+  _, m1 = steps.make_d_step("wasserstein", r1_weight=4.0)(state, batch)   # gamma 4: + 2 * R1
+  assert float(m1["r1"]) > 0
+  assert float(m1["d_loss"]) == pytest.approx(
+      float(m1["d_fake"]) - float(m1["d_real"]) + 2.0 * float(m1["r1"]), rel=1e-5, abs=1e-6)
+
+
+def test_gp_train_step_is_finite_and_moves_the_critic(mlp):
+  state, batch = mlp, _batch(k=2)
+  step = jaxgan.make_train_step("wasserstein", n_critic=2, gp_weight=10.0, gp_one_sided=True)
+  new, m = step(state, batch)
+  assert all(np.isfinite(float(v)) for v in m.values())
+  assert {"d_loss", "g_loss", "d_real_acc", "d_fake_acc", "wasserstein", "gp", "grad_norm"} <= set(m)
+  assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(new.d_params),
+                                                      jax.tree.leaves(state.d_params)))
+
+
+@pytest.mark.parametrize("option", [{"gp_weight": 10.0}, {"r1_weight": 1.0}])
+def test_batchnorm_critic_with_a_penalty_is_refused(option):
+  g, d = build_models("dcgan", IMAGE, 8, {"features": (8, 4)}, {"features": (4, 8)})
+  tx = optax.adam(1e-3)
+  state = jax.eval_shape(lambda: jaxgan.create_state(g, d, tx, tx, jax.random.PRNGKey(0)))  # shapes only
+  assert jax.tree.leaves(state.d_batch_stats)
+  step = jaxgan.make_train_step("wasserstein", **option)
+  with pytest.raises(ValueError, match="gradient penalty is per example; BatchNorm mixes examples"):
+    jax.eval_shape(step, state, _batch())
+
+
+def test_clipping_keeps_every_critic_weight_in_the_box(mlp):
+  c = 0.01
+  big = optax.adam(0.1, b1=0.5)                     # a huge step: weights would leave the box
+  state, batch = mlp.replace(d_tx=big, g_tx=big), _batch(k=2)
+  step = jaxgan.make_train_step("wasserstein", n_critic=2, clip=c)
+  new, m = step(state, batch)
+  leaves = jax.tree.leaves(new.d_params)
+  assert all(np.all(np.abs(np.asarray(x)) <= c) for x in leaves)
+  assert any(np.any(np.abs(np.asarray(x)) == np.float32(c)) for x in leaves)   # clipping was active
+  assert any(np.any(np.abs(np.asarray(x)) > c) for x in jax.tree.leaves(new.g_params))  # G untouched
+  assert np.isfinite(float(m["d_loss"]))
+  new, _ = step(new.replace(d_params=jax.tree.map(lambda x: 5 * x + 1, state.d_params)), batch)
+  assert all(np.all(np.abs(np.asarray(x)) <= c) for x in jax.tree.leaves(new.d_params))
+
+
+def test_n_critic_scan_is_k_critic_updates_then_one_generator_update(mlp):
+  k = 3
+  state, batch = mlp, _batch(k=k)
+  step = jaxgan.make_train_step("hinge", n_critic=k, r1_weight=1.0)
+  fused, m = step(state, batch)
+  # Exactly k critic updates per generator update (the optimizers count their updates).
+  assert (_adam_count(fused.d_opt_state), _adam_count(fused.g_opt_state), int(fused.step)) == (k, 1, 1)
+  again, _ = step(fused, batch)
+  assert (_adam_count(again.d_opt_state), _adam_count(again.g_opt_state)) == (2 * k, 2)
+  # ... and they are the k d_steps, each on its own slice and noise, then one g_step.
+  d_step = jax.jit(lambda s, b, i: steps.d_step_fn(s, b, loss="hinge", r1_weight=1.0, critic_index=i))
+  manual, d_losses = state, []
+  for i in range(k):
+    manual, md = d_step(manual, jax.tree.map(lambda x: x[i], batch), i)
+    d_losses.append(float(md["d_loss"]))
+  manual, mg = jaxgan.make_g_step("hinge")(manual, jax.tree.map(lambda x: x[-1], batch))
+  for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(manual)):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  assert float(m["d_loss"]) == pytest.approx(np.mean(d_losses), rel=1e-4)
+  assert float(m["g_loss"]) == pytest.approx(float(mg["g_loss"]), rel=1e-4, abs=1e-6)
+  assert len(set(d_losses)) == k   # each critic update saw its own batch and noise
+
+
+def test_n_critic_one_keeps_the_plain_batch_and_one_update(mlp):
+  new, _ = jaxgan.make_train_step("wasserstein", gp_weight=1.0)(mlp, _batch())
+  assert (_adam_count(new.d_opt_state), _adam_count(new.g_opt_state)) == (1, 1)
+
+
+def test_n_critic_needs_a_stacked_batch(mlp):
+  with pytest.raises(ValueError, match=r"n_critic=3 the batch must stack 3 batches"):
+    jaxgan.make_train_step("wasserstein", n_critic=3)(mlp, _batch())
+  with pytest.raises(ValueError, match="n_critic must be a positive integer"):
+    jaxgan.make_train_step("wasserstein", n_critic=0)
+  with pytest.raises(ValueError, match="clip must be positive"):
+    jaxgan.make_train_step("wasserstein", clip=-1.0)
