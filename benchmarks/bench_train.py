@@ -37,6 +37,8 @@ import numpy as np  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MODELS = {"gan": "configs/gan_fmnist.py", "dcgan": "configs/dcgan_fmnist.py"}
+BUSY = 0.2  # other processes' CPU cores above which a timing is flagged
+MIN_WINDOW_S = 2.0  # shortest timed window of the back-to-back loops
 
 
 def load_config(name_or_path: str):
@@ -109,6 +111,37 @@ def formulation(config) -> str:
   return f"G {up} / D {conv}"
 
 
+class OtherLoad:
+  """CPU cores used by *other* processes while the block runs (Linux; else 0).
+
+  Timings on a shared machine are only meaningful when this stays near 0.
+  """
+
+  @staticmethod
+  def _read():
+    try:
+      with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:8]]
+      with open("/proc/self/stat") as f:
+        own = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+      return None
+    busy = sum(fields) - fields[3] - fields[4]          # all but idle and iowait
+    return busy, int(own[11]) + int(own[12])             # utime + stime of this process
+
+  def __enter__(self):
+    self.start, self.t = self._read(), time.perf_counter()
+    return self
+
+  def __exit__(self, *exc):
+    end, dt = self._read(), time.perf_counter() - self.t
+    self.cores = 0.0
+    if self.start and end and dt > 0:
+      ticks = (end[0] - self.start[0]) - (end[1] - self.start[1])
+      self.cores = max(0.0, ticks / os.sysconf("SC_CLK_TCK") / dt)
+    return False
+
+
 def time_steps(step, state, batches, steps: int, sync_each: bool):
   """Runs ``steps`` steps; returns (state, per-step times or [total time])."""
   times = []
@@ -160,20 +193,28 @@ def bench(name: str, config, batch_size: int, steps: int, data, warmup: int = 3)
 
   fixed = repeat(batch)
   state, _ = time_steps(step, state, fixed, warmup, sync_each=True)
-  state, times = time_steps(step, state, fixed, steps, sync_each=True)
+  with OtherLoad() as load_median:
+    state, times = time_steps(step, state, fixed, steps, sync_each=True)
   median_ms = 1e3 * float(np.median(times))
-  state, (alone_s,) = time_steps(step, state, fixed, steps, sync_each=False)
+  # Throughput over >= MIN_WINDOW_S seconds, so that fast steps are not timed over a few ms.
+  loop_steps = max(steps, int(np.ceil(MIN_WINDOW_S / (median_ms / 1e3))))
+  with OtherLoad() as load_alone:
+    state, (alone_s,) = time_steps(step, state, fixed, loop_steps, sync_each=False)
+  loads = [load_median.cores, load_alone.cores]
   row = {"model": name, "batch": batch_size, "formulation": formulation(config),
          "compile_s": compile_s, "median_ms": median_ms,
          "images_per_s": batch_size * n_critic / (median_ms / 1e3),
-         "alone_sps": steps / alone_s, "e2e_sps": None, "overhead_pct": None}
+         "loop_steps": loop_steps, "alone_sps": loop_steps / alone_s, "e2e_sps": None, "overhead_pct": None}
   if stream is not None:
     batches = stacked_batches(iter(stream), n_critic)
     state, _ = time_steps(step, state, batches, warmup, sync_each=False)
-    state, (e2e_s,) = time_steps(step, state, batches, steps, sync_each=False)
+    with OtherLoad() as load_e2e:
+      state, (e2e_s,) = time_steps(step, state, batches, loop_steps, sync_each=False)
     batches.close()
-    row["e2e_sps"] = steps / e2e_s
+    loads.append(load_e2e.cores)
+    row["e2e_sps"] = loop_steps / e2e_s
     row["overhead_pct"] = 100.0 * (e2e_s - alone_s) / alone_s
+  row["other_load"] = max(loads)
   return row
 
 
@@ -229,16 +270,22 @@ def main(argv=None) -> int:
 
   print()
   print("| model | batch | formulation | compile (s) | step median (ms) | images/s "
-        "| step alone (steps/s) | end to end (steps/s) | pipeline overhead |")
-  print("|---|---:|---|---:|---:|---:|---:|---:|---:|")
+        "| step alone (steps/s) | end to end (steps/s) | pipeline overhead | other load |")
+  print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
   for r in rows:
+    overhead = "n/a" if r["overhead_pct"] is None else f"{r['overhead_pct']:+.1f} %"
+    flag = " (!)" if r["other_load"] > BUSY else ""
     print(f"| {r['model']} | {r['batch']} | {r['formulation']} | {r['compile_s']:.2f} "
           f"| {r['median_ms']:.1f} | {r['images_per_s']:.0f} | {r['alone_sps']:.2f} "
-          f"| {fmt(r['e2e_sps'], '.2f')} | {fmt(r['overhead_pct'], '+.1f')}{'' if r['overhead_pct'] is None else ' %'} |")
+          f"| {fmt(r['e2e_sps'], '.2f')} | {overhead} | {r['other_load']:.2f}{flag} |")
   if any(r["overrides"] for r in rows):
     print(f"\noverrides: {'; '.join(sorted({r['overrides'] for r in rows if r['overrides']}))}")
   print(f"\nmedian over {args.steps} synchronised steps after 3 warm-up steps; steps/s over "
-        f"{args.steps} back-to-back steps (the trainer's loop), one device batch vs BatchStream.")
+        f">= {args.steps} back-to-back steps and >= {MIN_WINDOW_S:.0f} s (the trainer's loop), "
+        f"one device batch vs BatchStream. "
+        f"'other load': most CPU cores used by other processes during a timed block"
+        + (f"; (!) rows (> {BUSY}) were disturbed: run again on a quiet machine."
+           if any(r["other_load"] > BUSY for r in rows) else "."))
   return 0
 
 
