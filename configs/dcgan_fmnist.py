@@ -8,16 +8,11 @@ Adam(2e-4, b1=0.5), batch 64.
     python train.py --config configs/dcgan_fmnist.py [--config.num_steps=...]
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, dcgan_body
 
 
 def get_config():
-  config = base_config()
-  config.model = "dcgan"
+  config = dcgan_body(base_config())
   config.dataset = "fashion_mnist"
-  config.image_size = 32
-  config.generator.features = (256, 128, 64)
-  config.generator.upsample = "subpixel"   # same function as "transpose", faster on CPU
-  config.discriminator.features = (64, 128, 256)
   config.num_steps = 5000
   return config

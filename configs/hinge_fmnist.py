@@ -10,18 +10,13 @@ D step per G step.
     python train.py --config configs/hinge_fmnist.py
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, dcgan_body
 
 
 def get_config():
-  config = base_config()
-  config.model = "dcgan"
+  config = dcgan_body(base_config())
   config.dataset = "fashion_mnist"
-  config.image_size = 32
   config.loss = "hinge"
-  config.generator.features = (256, 128, 64)
-  config.generator.upsample = "subpixel"
-  config.discriminator.features = (64, 128, 256)
   config.optimizer = "adam"
   config.learning_rate = 2e-4
   config.b1, config.b2 = 0.5, 0.999

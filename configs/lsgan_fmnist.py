@@ -9,18 +9,13 @@ experiments follow (b1 = 0.5); batch 64.
     python train.py --config configs/lsgan_fmnist.py
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, dcgan_body
 
 
 def get_config():
-  config = base_config()
-  config.model = "dcgan"
+  config = dcgan_body(base_config())
   config.dataset = "fashion_mnist"
-  config.image_size = 32
   config.loss = "least_squares"
-  config.generator.features = (256, 128, 64)
-  config.generator.upsample = "subpixel"
-  config.discriminator.features = (64, 128, 256)
   config.optimizer = "adam"
   config.learning_rate = 2e-4
   config.b1, config.b2 = 0.5, 0.999

@@ -13,18 +13,13 @@ updates: 5000 of them read 25000 batches.
     python train.py --config configs/wgan_fmnist.py
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, dcgan_body
 
 
 def get_config():
-  config = base_config()
-  config.model = "dcgan"
+  config = dcgan_body(base_config())
   config.dataset = "fashion_mnist"
-  config.image_size = 32
   config.loss = "wasserstein"
-  config.generator.features = (256, 128, 64)
-  config.generator.upsample = "subpixel"
-  config.discriminator.features = (64, 128, 256)
   config.optimizer = "rmsprop"
   config.learning_rate = 5e-5
   config.clip = 0.01

@@ -10,18 +10,13 @@ the drop-in replacement (``discriminator.norm = "layer"``).
     python train.py --config configs/wgangp_fmnist.py
 """
 
-from jaxgan.config import base_config
+from jaxgan.config import base_config, dcgan_body
 
 
 def get_config():
-  config = base_config()
-  config.model = "dcgan"
+  config = dcgan_body(base_config())
   config.dataset = "fashion_mnist"
-  config.image_size = 32
   config.loss = "wasserstein"
-  config.generator.features = (256, 128, 64)
-  config.generator.upsample = "subpixel"
-  config.discriminator.features = (64, 128, 256)
   config.discriminator.norm = "layer"
   config.optimizer = "adam"
   config.learning_rate = 1e-4

@@ -55,6 +55,21 @@ def base_config() -> ml_collections.ConfigDict:
 
 OPTIMIZERS = ("adam", "rmsprop")
 
+def dcgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Puts the DCGAN-32 networks (Radford et al., 2016) into ``config``; shared by the DCGAN-body recipes.
+
+  G: z -> 4x4x256 -> 8x8x128 -> 16x16x64 -> 32x32xC; D mirrors it. The
+  convolution formulations are ``"auto"``: the fastest exact one for the
+  backend (see ``jaxgan.models.layers``).
+  """
+  config.model = "dcgan"
+  config.image_size = 32
+  config.generator.features = (256, 128, 64)
+  config.generator.upsample = "auto"
+  config.discriminator.features = (64, 128, 256)
+  return config
+
+
 _POSITIVE_INTS = ("num_steps", "batch_size", "log_every", "sample_every", "checkpoint_every",
                   "keep_checkpoints", "num_samples", "latent_dim")
 
