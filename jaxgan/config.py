@@ -35,6 +35,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.num_steps = 5000                # generator updates
   # The objective's training mechanics (jaxgan.steps.make_train_step).
   c.n_critic = 1                    # discriminator updates (each on a fresh batch) per G update
+  c.reuse_fakes = True              # n_critic=1: G's update reuses D's fakes (one G forward, as torch's DCGAN)
   c.gp_weight = 0.0                 # WGAN-GP lambda (0 = off); needs a critic without BatchNorm
   c.gp_one_sided = False            # penalise only gradient norms above 1
   c.r1_weight = 0.0                 # R1 gamma (adds gamma/2 * R1; 0 = off); no BatchNorm either
@@ -135,6 +136,7 @@ def step_options(config: ml_collections.ConfigDict) -> dict:
   """The keyword options of :func:`jaxgan.steps.make_train_step` that ``config`` sets."""
   clip = float(config.get("clip", 0.0))
   options = {"n_critic": int(config.get("n_critic", 1)),
+             "reuse_fakes": bool(config.get("reuse_fakes", True)),
              "gp_weight": float(config.get("gp_weight", 0.0)),
              "gp_one_sided": bool(config.get("gp_one_sided", False)),
              "r1_weight": float(config.get("r1_weight", 0.0)),

@@ -54,7 +54,8 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
               axis_name: str | None = None, gp_weight: float = 0.0, gp_one_sided: bool = False,
               r1_weight: float = 0.0, clip: float | None = None,
               began_gamma: float = 0.5, began_lambda_k: float = 0.001,
-              critic_index: jax.Array | int | None = None) -> tuple[GANState, Metrics]:
+              critic_index: jax.Array | int | None = None,
+              fake: jax.Array | None = None) -> tuple[GANState, Metrics]:
   """One discriminator update on a real batch and as many fresh fakes.
 
   The generator runs in training mode (batch statistics, as in the reference
@@ -85,6 +86,8 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   depends on the others, so per-example input gradients are meaningless).
   ``d_loss`` is the whole objective D minimises (loss + penalties).
   ``critic_index`` (the i-th of ``n_critic`` updates) selects fresh noise.
+  ``fake`` (optional) is a batch of generated images to use instead of
+  sampling G here (the fused step passes the fakes it reuses for G).
   """
   if (gp_weight or r1_weight) and jax.tree.leaves(state.d_batch_stats):
     raise ValueError(BATCHNORM_PENALTY_ERROR)
@@ -92,8 +95,8 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   if critic_index is not None:
     d_key, gp_key = jax.random.fold_in(d_key, critic_index), jax.random.fold_in(gp_key, critic_index)
   real = batch["image"]
-  z = sample_latent(state, d_key, real.shape[0])
-  fake, _ = state.generate(z, train=True)
+  if fake is None:
+    fake, _ = state.generate(sample_latent(state, d_key, real.shape[0]), train=True)
   fake = lax.stop_gradient(fake)
 
   def loss_fn(d_params):
@@ -166,12 +169,40 @@ def g_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
     return losses.generator_loss(loss, fake_logits), g_stats
 
   (g_loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+  return _apply_g_update(state, grads, g_stats, g_loss, axis_name)
+
+
+def _apply_g_update(state: GANState, grads, g_stats, g_loss, axis_name) -> tuple[GANState, Metrics]:
   grads, g_stats = _pmean((grads, g_stats), axis_name)
   updates, g_opt_state = state.g_tx.update(grads, state.g_opt_state, state.g_params)
   new_state = state.replace(g_params=optax.apply_updates(state.g_params, updates),
                             g_opt_state=g_opt_state, g_batch_stats=g_stats,
                             step=state.step + 1)
   return new_state, _pmean({"g_loss": g_loss}, axis_name)
+
+
+def reused_fakes_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
+                         axis_name: str | None = None, **d_options: Any) -> tuple[GANState, Metrics]:
+  """One D update then one G update on the *same* fakes, G run once (``n_critic == 1``).
+
+  This is the update of the reference DCGAN code (PyTorch's ``examples/dcgan``):
+  ``fake = G(z)`` once in training mode; D is updated on the real batch and
+  ``fake``; G is updated through the *updated* D on that same ``fake``, its
+  gradient pulled back through the forward pass already done (``jax.vjp``).
+  It saves one generator forward pass per step against :func:`d_step_fn`
+  followed by :func:`g_step_fn` (which draws fresh noise for G), and G's
+  BatchNorm statistics come from that one pass. The noise is the D stream's.
+  """
+  z = sample_latent(state, step_key(state, _D_STREAM), batch["image"].shape[0])
+  fake, pull_back, g_stats = jax.vjp(
+      lambda g_params: state.replace(g_params=g_params).generate(z, train=True),
+      state.g_params, has_aux=True)
+  state, d_metrics = d_step_fn(state, batch, loss=loss, axis_name=axis_name, fake=fake, **d_options)
+  g_loss, fake_grad = jax.value_and_grad(
+      lambda x: losses.generator_loss(loss, state.discriminate(x)[0]))(fake)
+  (grads,) = pull_back(fake_grad)
+  state, g_metrics = _apply_g_update(state, grads, g_stats, g_loss, axis_name)
+  return state, {**d_metrics, **g_metrics}
 
 
 def _critic_unroll(n_critic: int) -> int:
@@ -188,9 +219,14 @@ def _critic_unroll(n_critic: int) -> int:
 
 
 def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
-                  axis_name: str | None = None, n_critic: int = 1,
+                  axis_name: str | None = None, n_critic: int = 1, reuse_fakes: bool = True,
                   **d_options: Any) -> tuple[GANState, Metrics]:
   """``n_critic`` D updates, then one G update (against the updated D).
+
+  With ``n_critic == 1`` and ``reuse_fakes`` (the default) G's update reuses
+  the fakes of D's update (:func:`reused_fakes_step_fn`, the reference DCGAN
+  update); with ``reuse_fakes=False`` the step is exactly :func:`d_step_fn`
+  then :func:`g_step_fn` (fresh noise for G).
 
   With ``n_critic == 1`` the batch is an ordinary ``[B, ...]`` batch. With
   ``n_critic = k > 1`` every array of the batch has a leading axis ``k``
@@ -201,6 +237,8 @@ def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   (``gp_weight``, ``gp_one_sided``, ``r1_weight``, ``clip``, ``began_gamma``,
   ``began_lambda_k``).
   """
+  if n_critic == 1 and reuse_fakes:
+    return reused_fakes_step_fn(state, batch, loss=loss, axis_name=axis_name, **d_options)
   if n_critic == 1:
     state, d_metrics = d_step_fn(state, batch, loss=loss, axis_name=axis_name, **d_options)
     g_batch = batch
@@ -270,13 +308,16 @@ def make_g_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
 
 def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
                     jit: bool = True, donate: bool = False, n_critic: int = 1,
-                    gp_weight: float = 0.0, gp_one_sided: bool = False, r1_weight: float = 0.0,
+                    reuse_fakes: bool = True, gp_weight: float = 0.0,
+                    gp_one_sided: bool = False, r1_weight: float = 0.0,
                     clip: float | None = None, began_gamma: float = 0.5,
                     began_lambda_k: float = 0.001) -> Step:
   """Jitted fused step: ``n_critic`` D updates then one G update.
 
   ``donate=True`` lets XLA reuse the input state's buffers (the caller must
-  not use the old state afterwards), as the trainer does. With
+  not use the old state afterwards), as the trainer does. ``reuse_fakes``
+  (``n_critic == 1``): G's update reuses D's fakes, one G forward pass per
+  step (see :func:`train_step_fn`). With
   ``n_critic > 1`` the batch stacks ``n_critic`` batches on a leading axis
   (see :func:`train_step_fn`). The D options are :func:`d_step_fn`'s, e.g.
   WGAN: ``make_train_step("wasserstein", n_critic=5, clip=0.01)``; WGAN-GP:
@@ -285,6 +326,7 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
   if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
     raise ValueError(f"n_critic must be a positive integer, got {n_critic!r}")
   return _make(train_step_fn, loss, axis_name, jit, donate, n_critic=n_critic,
+               reuse_fakes=bool(reuse_fakes),
                **_d_options(gp_weight, gp_one_sided, r1_weight, clip, began_gamma, began_lambda_k))
 
 

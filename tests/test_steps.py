@@ -62,8 +62,8 @@ def test_g_step_lowers_the_generator_loss_against_a_fixed_discriminator(state_an
 
 def test_train_step_is_d_then_g_and_deterministic(state_and_batch):
   state, batch = state_and_batch
-  fused, m1 = jaxgan.make_train_step()(state, batch)
-  fused2, _ = jaxgan.make_train_step()(state, batch)
+  fused, m1 = jaxgan.make_train_step(reuse_fakes=False)(state, batch)
+  fused2, _ = jaxgan.make_train_step(reuse_fakes=False)(state, batch)
   assert _tree_equal(fused, fused2)
   s, md = jaxgan.make_d_step()(state, batch)
   s, mg = jaxgan.make_g_step()(s, batch)
@@ -71,6 +71,32 @@ def test_train_step_is_d_then_g_and_deterministic(state_and_batch):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
   assert float(m1["d_loss"]) == pytest.approx(float(md["d_loss"]), rel=1e-5)
   assert float(m1["g_loss"]) == pytest.approx(float(mg["g_loss"]), rel=1e-5)
+
+
+def test_reused_fakes_step_updates_g_through_the_updated_d_on_the_same_fakes(state_and_batch):
+  state, batch = state_and_batch
+  fused, metrics = jaxgan.make_train_step()(state, batch)
+  # By hand: D step on G(z) with z from the D stream, then G's gradient of its loss
+  # under the updated D on G(z) for that same z.
+  s, md = jaxgan.make_d_step()(state, batch)
+  z = steps.sample_latent(state, steps.step_key(state, 0), batch["image"].shape[0])
+
+  def g_loss(g_params):
+    fake, stats = s.replace(g_params=g_params).generate(z, train=True)
+    return jaxgan.losses.generator_loss("nonsaturating", s.discriminate(fake)[0]), stats
+
+  (loss, stats), grads = jax.value_and_grad(g_loss, has_aux=True)(s.g_params)
+  updates, _ = s.g_tx.update(grads, s.g_opt_state, s.g_params)
+  expected = optax.apply_updates(s.g_params, updates)
+  for a, b in zip(jax.tree.leaves((fused.g_params, fused.g_batch_stats, fused.d_params)),
+                  jax.tree.leaves((expected, stats, s.d_params))):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert float(metrics["g_loss"]) == pytest.approx(float(loss), rel=1e-5)
+  assert float(metrics["d_loss"]) == pytest.approx(float(md["d_loss"]), rel=1e-5)
+  assert int(fused.step) == int(state.step) + 1
+  # ...which is not the fresh-noise composition.
+  fresh, _ = jaxgan.make_train_step(reuse_fakes=False)(state, batch)
+  assert not _tree_equal(fresh.g_params, fused.g_params)
 
 
 def test_unjitted_body_matches_jitted_step(state_and_batch):
