@@ -41,6 +41,10 @@ def base_config() -> ml_collections.ConfigDict:
   c.r1_weight = 0.0                 # R1 gamma (adds gamma/2 * R1; 0 = off); no BatchNorm either
   c.clip = 0.0                      # WGAN weight clipping of D's parameters to [-clip, clip] (0 = off)
   c.seed = 0
+  # Devices (jaxgan.parallel): data-parallel over the local devices.
+  c.num_devices = 0                 # 0 = all local devices; the global batch_size is split over them
+  c.parallel = "shard_map"          # "shard_map" (jax.jit + jax.shard_map over a Mesh) or "pmap"
+  c.steps_per_call = 1              # train steps fused into one jitted call (lax.scan)
   # Outputs.
   c.log_every = 50                  # metrics.jsonl / TensorBoard / progress bar
   c.sample_every = 500              # sample grid + plots
@@ -55,6 +59,7 @@ def base_config() -> ml_collections.ConfigDict:
 
 
 OPTIMIZERS = ("adam", "rmsprop")
+PARALLEL_MODES = ("shard_map", "pmap")
 
 def dcgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Puts the DCGAN-32 networks (Radford et al., 2016) into ``config``; shared by the DCGAN-body recipes.
@@ -103,6 +108,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
   optimizer = config.get("optimizer", "adam")
   if optimizer not in OPTIMIZERS:
     raise ConfigError(f"config.optimizer={optimizer!r} is unknown; choose one of {list(OPTIMIZERS)}")
+  for key in ("num_devices", "steps_per_call"):
+    value = config.get(key, 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "num_devices" else 1):
+      raise ConfigError(f"config.{key} must be a {'non-negative' if key == 'num_devices' else 'positive'} "
+                        f"integer, got {value!r}")
+  if config.get("parallel", "shard_map") not in PARALLEL_MODES:
+    raise ConfigError(f"config.parallel={config.parallel!r} is unknown; choose one of {list(PARALLEL_MODES)}")
+  k = config.get("steps_per_call", 1)
+  if config.num_steps % k:
+    raise ConfigError(f"config.num_steps={config.num_steps} is not a multiple of config.steps_per_call={k} "
+                      f"(each call runs {k} steps); set num_steps to e.g. {config.num_steps + k - config.num_steps % k}")
   n_critic = config.get("n_critic", 1)
   if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic <= 0:
     raise ConfigError(f"config.n_critic must be a positive integer, got {n_critic!r}")

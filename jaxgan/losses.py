@@ -221,15 +221,18 @@ def discriminator_accuracy(real_logits: Array, fake_logits: Array) -> tuple[Arra
 # examples independently (no BatchNorm in training mode), since the per-example gradients
 # are taken as the gradient of ``sum_i critic_fn(x)_i``.
 
-def interpolates(real: Array, fake: Array, key: Array) -> Array:
+def interpolates(real: Array, fake: Array, key: Array | None, eps: Array | None = None) -> Array:
   r"""Random points on the lines between paired real and fake examples (Gulrajani et al., 2017).
 
   :math:`\hat x_i = \epsilon_i x_i + (1 - \epsilon_i) \tilde x_i` with one
-  :math:`\epsilon_i \sim U[0, 1]` per example, broadcast over its pixels.
+  :math:`\epsilon_i \sim U[0, 1]` per example (drawn from ``key``, or given
+  as ``eps`` of shape ``[N]``), broadcast over its pixels.
   """
   if real.shape != fake.shape:
     raise ValueError(f"real and fake batches differ in shape: {real.shape} vs {fake.shape}")
-  eps = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), jnp.float32)
+  shape = (real.shape[0],) + (1,) * (real.ndim - 1)
+  eps = (jax.random.uniform(key, shape, jnp.float32) if eps is None
+         else jnp.reshape(eps, shape).astype(jnp.float32))
   return (eps * real + (1.0 - eps) * fake).astype(real.dtype)
 
 

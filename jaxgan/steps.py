@@ -37,8 +37,29 @@ def step_key(state: GANState, stream: int) -> jax.Array:
   return jax.random.fold_in(jax.random.fold_in(state.key, state.step), stream)
 
 
-def sample_latent(state: GANState, key: jax.Array, batch_size: int) -> jax.Array:
-  return jax.random.normal(key, (batch_size, state.latent_dim), jnp.float32)
+def local_draw(sampler, key: jax.Array, shape: tuple[int, ...],
+               axis_name: str | None = None) -> jax.Array:
+  """``sampler(key, shape)`` for this device's share of a batch drawn over all devices.
+
+  Without ``axis_name`` it is ``sampler(key, shape)``. Over a mapped axis of
+  ``n`` devices, every device draws the global ``[n * shape[0], ...]`` array
+  from the same key and keeps its own contiguous block, so device ``i`` gets
+  rows ``i*b:(i+1)*b``: per-device randomness is distinct and the union is
+  exactly what one device would draw for the global batch (which is what makes
+  ``n`` devices equal one device). The extra draws are a few thousand numbers.
+  """
+  if axis_name is None:
+    return sampler(key, shape)
+  n, i = lax.psum(1, axis_name), lax.axis_index(axis_name)
+  full = sampler(key, (n * shape[0],) + tuple(shape[1:]))
+  return lax.dynamic_slice_in_dim(full, i * shape[0], shape[0])
+
+
+def sample_latent(state: GANState, key: jax.Array, batch_size: int,
+                  axis_name: str | None = None) -> jax.Array:
+  """Latent noise ``z ~ N(0, I)`` for a (per-device) batch; see :func:`local_draw`."""
+  normal = lambda k, shape: jax.random.normal(k, shape, jnp.float32)
+  return local_draw(normal, key, (batch_size, state.latent_dim), axis_name)
 
 
 def _pmean(tree, axis_name):
@@ -96,7 +117,7 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
     d_key, gp_key = jax.random.fold_in(d_key, critic_index), jax.random.fold_in(gp_key, critic_index)
   real = batch["image"]
   if fake is None:
-    fake, _ = state.generate(sample_latent(state, d_key, real.shape[0]), train=True)
+    fake, _ = state.generate(sample_latent(state, d_key, real.shape[0], axis_name), train=True)
   fake = lax.stop_gradient(fake)
 
   def loss_fn(d_params):
@@ -107,7 +128,9 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
     extra = {}
     critic = lambda x: state.discriminate(x, d_params=d_params)[0]
     if gp_weight:
-      x_hat = losses.interpolates(real, fake, gp_key)
+      uniform = lambda k, shape: jax.random.uniform(k, shape, jnp.float32)
+      eps = local_draw(uniform, gp_key, (real.shape[0],), axis_name)
+      x_hat = losses.interpolates(real, fake, None, eps=eps)
       norms = losses.safe_norm(losses.critic_input_gradients(critic, x_hat))
       extra["gp"] = losses.gradient_penalty_from_norms(norms, one_sided=gp_one_sided)
       extra["grad_norm"] = jnp.mean(norms)
@@ -161,7 +184,7 @@ def g_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   reference code does) but its parameters and running statistics are left
   unchanged. The batch only sets the batch size.
   """
-  z = sample_latent(state, step_key(state, _G_STREAM), batch["image"].shape[0])
+  z = sample_latent(state, step_key(state, _G_STREAM), batch["image"].shape[0], axis_name)
 
   def loss_fn(g_params):
     fake, g_stats = state.replace(g_params=g_params).generate(z, train=True)
@@ -193,7 +216,7 @@ def reused_fakes_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsatur
   followed by :func:`g_step_fn` (which draws fresh noise for G), and G's
   BatchNorm statistics come from that one pass. The noise is the D stream's.
   """
-  z = sample_latent(state, step_key(state, _D_STREAM), batch["image"].shape[0])
+  z = sample_latent(state, step_key(state, _D_STREAM), batch["image"].shape[0], axis_name)
   fake, pull_back, g_stats = jax.vjp(
       lambda g_params: state.replace(g_params=g_params).generate(z, train=True),
       state.g_params, has_aux=True)
@@ -205,8 +228,8 @@ def reused_fakes_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsatur
   return state, {**d_metrics, **g_metrics}
 
 
-def _critic_unroll(n_critic: int) -> int:
-  """How far to unroll the scan over the critic updates: fully on CPU, not elsewhere.
+def scan_unroll(n: int) -> int:
+  """How far to unroll a scan over ``n`` train (or critic) steps: fully on CPU, not elsewhere.
 
   XLA:CPU compiles the kernel gradient of a strided convolution inside a
   ``while`` loop body to a slow generic loop: a rolled 5-step critic scan of
@@ -215,7 +238,7 @@ def _critic_unroll(n_critic: int) -> int:
   11.6 s vs 93 ms for 5 iterations). Unrolled, the scan is straight-line code
   with the same semantics; GPU/TPU keep the loop (smaller programs).
   """
-  return n_critic if jax.default_backend() == "cpu" else 1
+  return n if jax.default_backend() == "cpu" else 1
 
 
 def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
@@ -254,7 +277,7 @@ def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
       return d_step_fn(state, b, loss=loss, axis_name=axis_name, critic_index=i, **d_options)
 
     state, d_metrics = lax.scan(critic_update, state, (jnp.arange(n_critic), batch),
-                                unroll=_critic_unroll(n_critic))
+                                unroll=scan_unroll(n_critic))
     d_metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
     g_batch = jax.tree.map(lambda x: x[-1], batch)
   state, g_metrics = g_step_fn(state, g_batch, loss=loss, axis_name=axis_name)

@@ -28,12 +28,13 @@ import optax
 
 from jaxgan import config as config_lib
 from jaxgan import data as data_lib
+from jaxgan import parallel
 from jaxgan import viz
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import ConfigError, Interrupted, TrainingError
 from jaxgan.models import build_models
 from jaxgan.state import GANState, create_state
-from jaxgan.steps import BATCHNORM_PENALTY_ERROR, generate, make_train_step
+from jaxgan.steps import BATCHNORM_PENALTY_ERROR, generate
 
 _FIXED_NOISE = 2**31 - 1  # fold_in tag of the fixed sample-grid noise
 
@@ -75,6 +76,54 @@ def build_state(config: ml_collections.ConfigDict, image_shape) -> GANState:
   if penalties and jax.tree.leaves(state.d_batch_stats):
     raise ConfigError(f"config.{penalties[0]}={config[penalties[0]]}: {BATCHNORM_PENALTY_ERROR}")
   return state
+
+
+def select_devices(config: ml_collections.ConfigDict) -> list:
+  """The local devices a run uses: ``config.num_devices`` of them (0 = all), checked against the batch."""
+  available = jax.local_devices()
+  n = int(config.get("num_devices", 0)) or len(available)
+  if n > len(available):
+    raise ConfigError(
+        f"config.num_devices={n} but this machine has {len(available)} {available[0].platform} "
+        f"device(s); set --config.num_devices={len(available)} (or 0 for all)")
+  if config.batch_size % n:
+    up = config.batch_size + n - config.batch_size % n
+    raise ConfigError(
+        f"config.batch_size={config.batch_size} does not divide over {n} devices; use a multiple "
+        f"of {n} (e.g. --config.batch_size={up}) or --config.num_devices=... that divides it")
+  return available[:n]
+
+
+class _Runner:
+  """The compiled train step of a run and how states and batches reach its devices.
+
+  One device: the jitted step on plain arrays. Several: :class:`jaxgan.parallel.DataParallel`
+  (``config.parallel``), the state replicated, each global batch split over the devices.
+  Checkpoints and samples always see the plain single copy (:meth:`plain`).
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, devices: list):
+    options = config_lib.step_options(config)
+    self.steps_per_call = int(config.get("steps_per_call", 1))
+    self.batch_axis = parallel.batch_axis(options["n_critic"], self.steps_per_call)
+    self.dp = None
+    if len(devices) > 1:
+      self.dp = parallel.DataParallel(mode=config.get("parallel", "shard_map"), devices=devices)
+      self.step = self.dp.train_step(config.loss, steps_per_call=self.steps_per_call, **options)
+    else:
+      self.step = parallel.make_train_step(config.loss, steps_per_call=self.steps_per_call, **options)
+
+  def place(self, state: GANState) -> GANState:
+    return state if self.dp is None else self.dp.replicate(state)
+
+  def plain(self, state: GANState) -> GANState:
+    return state if self.dp is None else self.dp.unreplicate(state)
+
+  def __call__(self, state: GANState, batch: dict) -> tuple[GANState, dict]:
+    if self.dp is None:
+      return self.step(state, batch)
+    state, metrics = self.step(state, self.dp.shard(batch, self.batch_axis))
+    return state, self.dp.metrics(metrics)
 
 
 def stacked_batches(batches: Iterator[dict], n: int) -> Iterator[dict]:
@@ -142,6 +191,7 @@ def _tensorboard(logdir: str):
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
   """Trains (or resumes) the GAN of ``config`` in ``workdir``; returns the final state."""
   config_lib.validate(config)
+  devices = select_devices(config)
   workdir = os.path.abspath(workdir)
   os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
 
@@ -162,16 +212,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
 
   log = _MetricsLog(os.path.join(workdir, "metrics.jsonl"), start)
   writer = _tensorboard(os.path.join(workdir, "tensorboard"))
-  options = config_lib.step_options(config)
-  n_critic = options["n_critic"]
-  train_step = make_train_step(config.loss, **options)
+  n_critic = config_lib.step_options(config)["n_critic"]
+  runner = _Runner(config, devices)
+  per_call = runner.steps_per_call
+  if start % per_call:
+    raise ConfigError(f"the checkpoint is at step {start}, not a multiple of config.steps_per_call={per_call}; "
+                      f"resume with --config.steps_per_call=1 (or a divisor of {start})")
   fixed_z = jax.random.normal(jax.random.fold_in(state.key, _FIXED_NOISE),
                               (config.num_samples, config.latent_dim))
   ncols = int(np.ceil(np.sqrt(config.num_samples)))
 
   def write_samples(step: int, name: str) -> str:
     path = os.path.join(workdir, "samples", name)
-    grid = viz.save_grid(np.asarray(generate(state, fixed_z)), path, ncols)
+    grid = viz.save_grid(np.asarray(generate(runner.plain(state), fixed_z)), path, ncols)
     writer.image("samples", grid, step)
     if log.history:
       viz.plot_losses(log.history, os.path.join(workdir, "losses.png"))
@@ -179,9 +232,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     return path
 
   def save_checkpoint() -> None:
-    if not bool(_all_finite((state.g_params, state.d_params, state.g_opt_state, state.d_opt_state))):
-      raise TrainingError(_nan_message(int(state.step), ckpt, "parameters"))
-    ckpt.save(state, meta)
+    plain = runner.plain(state)
+    if not bool(_all_finite((plain.g_params, plain.d_params, plain.g_opt_state, plain.d_opt_state))):
+      raise TrainingError(_nan_message(int(plain.step), ckpt, "parameters"))
+    ckpt.save(plain, meta)
 
   from tqdm import tqdm
   # Every step reads n_critic batches (one per D update), so step i starts at batch i * n_critic.
@@ -190,20 +244,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
               dynamic_ncols=True, desc="train", unit="step")
   if resumed_from is not None:
     pbar.write(f"resumed from {ckpt.directory} at step {start}")
+  if len(devices) > 1:
+    pbar.write(f"data-parallel ({runner.dp.mode}) over {len(devices)} {devices[0].platform} devices, "
+               f"{config.batch_size // len(devices)} examples each")
+  state = runner.place(state)
   window: list[dict] = []
   t_window, n_window = time.perf_counter(), 0
   t_start = time.perf_counter()
   step = start
   try:
     with _SignalCatcher() as signals:
-      batches = stacked_batches(iter(stream), n_critic)
+      batches = stacked_batches(stacked_batches(iter(stream), n_critic), per_call)
       while step < config.num_steps:
-        state, metrics = train_step(state, next(batches))
-        step += 1
+        state, metrics = runner(state, next(batches))
+        prev, step = step, step + per_call
+        crossed = lambda every: step // every > prev // every  # noqa: E731
         window.append(metrics)
-        n_window += 1
-        pbar.update(1)
-        if step % config.log_every == 0 or step == config.num_steps:
+        n_window += per_call
+        pbar.update(per_call)
+        if crossed(config.log_every) or step == config.num_steps:
           means = {k: float(v) for k, v in jax.device_get(
               jax.tree.map(lambda *xs: jnp.mean(jnp.stack(xs)), *window)).items()}
           if not all(np.isfinite(v) for v in means.values()):
@@ -218,9 +277,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
           pbar.set_postfix(d_loss=f"{means['d_loss']:.3f}", g_loss=f"{means['g_loss']:.3f}",
                            refresh=False)
           window, t_window, n_window = [], now, 0
-        if step % config.sample_every == 0:
+        if crossed(config.sample_every):
           write_samples(step, f"step_{step:07d}.png")
-        if step % config.checkpoint_every == 0:
+        if crossed(config.checkpoint_every):
           save_checkpoint()
         if signals.signum is not None:
           save_checkpoint()
@@ -249,7 +308,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   print(f"plots        {os.path.join(workdir, 'losses.png')}, {os.path.join(workdir, 'accuracy.png')}")
   print(f"metrics      {log.path}")
   print(f"tensorboard  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
-  return state
+  return runner.plain(state)
 
 
 def _nan_message(step: int, ckpt: Checkpointer, what: str) -> str:

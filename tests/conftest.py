@@ -5,6 +5,13 @@ import os
 import pathlib
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Eight host CPU devices, so the multi-device paths (data-parallel steps, sync BatchNorm,
+# device-count-independent checkpoints) run in every test session; single-device code is
+# unaffected (it runs on the first device). Must be set before jax is imported.
+if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", ""):
+  os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                             " --xla_force_host_platform_device_count=8").strip()
+NUM_DEVICES = 8
 
 import pytest  # noqa: E402
 

@@ -218,7 +218,7 @@ def test_n_critic_needs_a_stacked_batch(mlp):
 
 @pytest.mark.skipif(jax.default_backend() != "cpu", reason="the unrolling is CPU-only")
 def test_critic_scan_is_unrolled_on_cpu(mlp):
-  # XLA:CPU runs strided-conv kernel gradients inside while loops ~100x slower (steps._critic_unroll).
+  # XLA:CPU runs strided-conv kernel gradients inside while loops ~100x slower (steps.scan_unroll).
   body = jaxgan.make_train_step("wasserstein", n_critic=3, gp_weight=1.0, jit=False)
   jaxpr = jax.make_jaxpr(body)(mlp, _batch(k=3))
   scans = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan"]

@@ -39,12 +39,13 @@ class DCGANGenerator(nn.Module):
   latent_dim: int = 100
   features: Sequence[int] = (256, 128, 64)
   upsample: str = "auto"
+  bn_axis_name: str | None = None  # set by jaxgan.parallel: sync BatchNorm across devices
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
     s = _levels(self.image_shape, self.features, "generator")
     impl = resolve_upsample_impl(self.upsample)
-    bn = lambda: batch_norm(train, scale_init=dcgan_scale_init)
+    bn = lambda: batch_norm(train, scale_init=dcgan_scale_init, axis_name=self.bn_axis_name)
     x = nn.Dense(s * s * self.features[0], use_bias=False, kernel_init=dcgan_kernel_init)(z)
     x = nn.relu(bn()(x.reshape(z.shape[0], s, s, self.features[0])))
     for f in self.features[1:]:
@@ -70,6 +71,7 @@ class DCGANDiscriminator(nn.Module):
   negative_slope: float = 0.2
   norm: str = "batch"
   conv_impl: str = "auto"
+  bn_axis_name: str | None = None  # set by jaxgan.parallel: sync BatchNorm across devices
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -83,7 +85,7 @@ class DCGANDiscriminator(nn.Module):
       x = conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
                use_bias=(i == 0 or self.norm == "none"))(x)
       if i > 0 and self.norm == "batch":
-        x = batch_norm(train, scale_init=dcgan_scale_init)(x)
+        x = batch_norm(train, scale_init=dcgan_scale_init, axis_name=self.bn_axis_name)(x)
       elif i > 0 and self.norm == "layer":
         x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1)(x)
       x = nn.leaky_relu(x, self.negative_slope)

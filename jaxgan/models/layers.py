@@ -18,10 +18,16 @@ def dcgan_scale_init(key, shape, dtype=jnp.float32):
 
 
 def batch_norm(train: bool, *, momentum: float = 0.9, epsilon: float = 1e-5,
-               scale_init: Callable[..., Any] = nn.initializers.ones) -> nn.BatchNorm:
-  """BatchNorm with PyTorch's defaults (running-average momentum 0.1, i.e. 0.9 here)."""
+               scale_init: Callable[..., Any] = nn.initializers.ones,
+               axis_name: str | None = None) -> nn.BatchNorm:
+  """BatchNorm with PyTorch's defaults (running-average momentum 0.1, i.e. 0.9 here).
+
+  ``axis_name``: in training mode, the batch statistics are averaged over that
+  mapped axis (cross-device "sync" BatchNorm: with equal per-device batches the
+  result is that of one device seeing the whole batch).
+  """
   return nn.BatchNorm(use_running_average=not train, momentum=momentum,
-                      epsilon=epsilon, scale_init=scale_init)
+                      epsilon=epsilon, scale_init=scale_init, axis_name=axis_name)
 
 
 # Output phase a (0 = even row, 1 = odd row) -> {input offset d: kernel tap k}.

@@ -26,6 +26,7 @@ class MLPGenerator(nn.Module):
   negative_slope: float = 0.2
   batchnorm_epsilon: float = 1e-5
   batchnorm_momentum: float = 0.9
+  bn_axis_name: str | None = None  # set by jaxgan.parallel: sync BatchNorm across devices
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
@@ -33,7 +34,8 @@ class MLPGenerator(nn.Module):
     for i, width in enumerate(self.hidden):
       x = nn.Dense(width)(x)
       if self.batchnorm and i > 0:
-        x = batch_norm(train, momentum=self.batchnorm_momentum, epsilon=self.batchnorm_epsilon)(x)
+        x = batch_norm(train, momentum=self.batchnorm_momentum, epsilon=self.batchnorm_epsilon,
+                       axis_name=self.bn_axis_name)(x)
       x = nn.leaky_relu(x, self.negative_slope)
     x = nn.Dense(int(np.prod(self.image_shape)))(x)
     return jnp.tanh(x).reshape((z.shape[0], *self.image_shape))
