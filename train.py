@@ -32,6 +32,16 @@ except (AttributeError, KeyError) as e:
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Output directory (default: runs/<config name>). Re-running with the "
     "same workdir resumes from its latest checkpoint.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "Multi-process run: let jax.distributed.initialize() detect the "
+    "cluster (TPU pod slice, SLURM, Open MPI). Implied by --coordinator_address.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0's coordinator for a multi-process run "
+    "(default: $JAX_COORDINATOR_ADDRESS); with --num_processes and --process_id.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run "
+                                      "(default: $JAX_NUM_PROCESSES).")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes-1 "
+                                   "(default: $JAX_PROCESS_ID).")
 
 
 def main(argv):
@@ -44,8 +54,15 @@ def main(argv):
     config.keys()  # a config file that failed to load raises here
   except (OSError, ImportError, SyntaxError) as e:
     _fail(f"cannot load --config: {str(e).splitlines()[-1].strip() or e}")
-  from jaxgan import trainer
+  from jaxgan import parallel, trainer
   from jaxgan.errors import Interrupted, JaxganError
+
+  try:
+    parallel.initialize_distributed(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value,
+                                    auto=_DISTRIBUTED.value)
+  except (RuntimeError, ValueError) as e:
+    _fail(f"cannot start the multi-process runtime: {str(e).splitlines()[0]} (check "
+          f"--coordinator_address, --num_processes and --process_id)")
 
   config_file = config_flags.get_config_filename(flags.FLAGS["config"])
   name = os.path.splitext(os.path.basename(config_file))[0]

@@ -46,6 +46,38 @@ MODES = ("pmap", "shard_map")
 AXIS = "batch"
 
 
+def initialize_distributed(coordinator_address: str | None = None, num_processes: int | None = None,
+                           process_id: int | None = None, auto: bool = False) -> bool:
+  """Starts JAX's multi-process runtime when asked; returns whether it did.
+
+  Asked means: a coordinator address (argument or ``$JAX_COORDINATOR_ADDRESS``)
+  with ``num_processes`` / ``process_id`` (arguments or ``$JAX_NUM_PROCESSES`` /
+  ``$JAX_PROCESS_ID``), or ``auto=True`` to let :func:`jax.distributed.initialize`
+  detect the cluster (TPU pod slices, SLURM, Open MPI). On the CPU backend the
+  cross-process collectives go through gloo. Must run before anything touches
+  the devices.
+  """
+  import os
+  coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if num_processes is None and os.environ.get("JAX_NUM_PROCESSES"):
+    num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+  if process_id is None and os.environ.get("JAX_PROCESS_ID"):
+    process_id = int(os.environ["JAX_PROCESS_ID"])
+  if not (auto or coordinator_address):
+    return False
+  if os.environ.get("JAX_PLATFORMS", "").startswith("cpu") or not _has_accelerator_plugin():
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                             process_id=process_id)
+  return True
+
+
+def _has_accelerator_plugin() -> bool:
+  import importlib.util
+  return any(importlib.util.find_spec(m) is not None
+             for m in ("jax_cuda12_plugin", "jax_cuda13_plugin", "libtpu", "jax_rocm_plugin"))
+
+
 def with_sync_batchnorm(module: nn.Module, axis_name: str | None) -> nn.Module:
   """``module`` with its BatchNorm layers averaging statistics over ``axis_name``.
 
@@ -97,7 +129,7 @@ def check_batch(global_batch: int, num_devices: int) -> int:
 
 @dataclasses.dataclass(frozen=True)
 class DataParallel:
-  """A data-parallel layout over ``devices`` (default: all local devices) and its step wrappers."""
+  """A data-parallel layout over ``devices`` (default: all devices of all processes) and its step wrappers."""
   mode: str = "shard_map"
   devices: Sequence[jax.Device] | None = None
   axis_name: str = AXIS
@@ -105,7 +137,7 @@ class DataParallel:
   def __post_init__(self):
     if self.mode not in MODES:
       raise ValueError(f"unknown parallel mode {self.mode!r}; choose one of {list(MODES)}")
-    devices = tuple(self.devices) if self.devices is not None else tuple(jax.local_devices())
+    devices = tuple(self.devices) if self.devices is not None else tuple(jax.devices())
     if not devices:
       raise ValueError("no devices to run on")
     object.__setattr__(self, "devices", devices)
@@ -139,6 +171,9 @@ class DataParallel:
     Device ``i`` gets the ``i``-th contiguous block (the block of noise
     :func:`jaxgan.steps.local_draw` gives it).
     """
+    if jax.process_count() > 1:
+      return self._shard_process_local(batch, batch_axis)
+
     def place(x):
       x = np.asarray(x)
       per = check_batch(x.shape[batch_axis], self.num_devices)
@@ -148,6 +183,28 @@ class DataParallel:
                               NamedSharding(self.mesh, P(self.axis_name)))
       spec = P(*([None] * batch_axis), self.axis_name)
       return jax.device_put(x, NamedSharding(self.mesh, spec))
+    return {k: place(v) for k, v in batch.items()}
+
+  def process_rows(self, global_batch_size: int) -> slice:
+    """The rows of a global batch this process feeds (its devices' contiguous blocks)."""
+    per_device = check_batch(global_batch_size, self.num_devices)
+    mine = [i for i, d in enumerate(self.devices) if d.process_index == jax.process_index()]
+    if mine != list(range(mine[0], mine[0] + len(mine))):
+      raise ValueError("this process's devices are not contiguous in the mesh")
+    return slice(mine[0] * per_device, (mine[-1] + 1) * per_device)
+
+  def _shard_process_local(self, batch, batch_axis):
+    """Multi-process: each process passes the whole global batch; only its own rows are used."""
+    if self.mode == "pmap":
+      raise ValueError("multi-process training uses parallel='shard_map' (jax.jit + shard_map); "
+                       "set --config.parallel=shard_map")
+    spec = NamedSharding(self.mesh, P(*([None] * batch_axis), self.axis_name))
+
+    def place(x):
+      x = np.asarray(x)
+      rows = self.process_rows(x.shape[batch_axis])
+      local = x[(slice(None),) * batch_axis + (rows,)]
+      return jax.make_array_from_process_local_data(spec, local, x.shape)
     return {k: place(v) for k, v in batch.items()}
 
   # -- step wrappers -----------------------------------------------------------

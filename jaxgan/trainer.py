@@ -79,9 +79,15 @@ def build_state(config: ml_collections.ConfigDict, image_shape) -> GANState:
 
 
 def select_devices(config: ml_collections.ConfigDict) -> list:
-  """The local devices a run uses: ``config.num_devices`` of them (0 = all), checked against the batch."""
-  available = jax.local_devices()
+  """The devices a run uses: ``config.num_devices`` of them (0 = all), checked against the batch.
+
+  One process: its local devices. Several (``jax.distributed``): every device of every process.
+  """
+  available = jax.devices() if jax.process_count() > 1 else jax.local_devices()
   n = int(config.get("num_devices", 0)) or len(available)
+  if jax.process_count() > 1 and n != len(available):
+    raise ConfigError(f"config.num_devices={n}: a {jax.process_count()}-process run uses all "
+                      f"{len(available)} devices; set --config.num_devices=0")
   if n > len(available):
     raise ConfigError(
         f"config.num_devices={n} but this machine has {len(available)} {available[0].platform} "
@@ -118,6 +124,11 @@ class _Runner:
 
   def plain(self, state: GANState) -> GANState:
     return state if self.dp is None else self.dp.unreplicate(state)
+
+  def to_save(self, state: GANState) -> GANState:
+    """What a checkpoint gets: the plain copy, or with several processes the replicated global
+    arrays (orbax writes each once, coordinating the processes)."""
+    return state if jax.process_count() > 1 else self.plain(state)
 
   def __call__(self, state: GANState, batch: dict) -> tuple[GANState, dict]:
     if self.dp is None:
@@ -161,11 +172,17 @@ class _SignalCatcher:
 
 
 class _MetricsLog:
-  """``metrics.jsonl`` (truncated to the resumed step) and the in-memory history."""
+  """``metrics.jsonl`` (truncated to the resumed step) and the in-memory history.
 
-  def __init__(self, path: str, start_step: int):
+  Only the main process (``write=True``) touches the file.
+  """
+
+  def __init__(self, path: str, start_step: int, write: bool = True):
     self.path = path
+    self.write = write
     self.history: list[dict] = []
+    if not write:
+      return
     if os.path.exists(path):
       with open(path) as f:
         for line in f:
@@ -179,11 +196,27 @@ class _MetricsLog:
 
   def append(self, record: dict) -> None:
     self.history.append(record)
+    if not self.write:
+      return
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
 
 
-def _tensorboard(logdir: str):
+class _NoWriter:
+  """The TensorBoard writer of processes other than the main one."""
+
+  def scalar(self, *args):
+    pass
+
+  image = scalar
+
+  def flush(self):
+    pass
+
+
+def _tensorboard(logdir: str, write: bool = True):
+  if not write:
+    return _NoWriter()
   from flax.metrics import tensorboard  # imports TensorFlow; deferred
   return tensorboard.SummaryWriter(logdir)
 
@@ -192,8 +225,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   """Trains (or resumes) the GAN of ``config`` in ``workdir``; returns the final state."""
   config_lib.validate(config)
   devices = select_devices(config)
+  main = jax.process_index() == 0  # the only process that writes pictures, logs and the summary
   workdir = os.path.abspath(workdir)
-  os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+  if main:
+    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
 
   data = data_lib.load(config.dataset, "train", config.image_size or None,
                        data_dir=config.data.data_dir or None,
@@ -207,11 +242,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   if resumed_from is not None:
     state = ckpt.restore(state, meta)
   start = int(state.step)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    f.write(config.to_json(indent=2))
+  if main:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json(indent=2))
 
-  log = _MetricsLog(os.path.join(workdir, "metrics.jsonl"), start)
-  writer = _tensorboard(os.path.join(workdir, "tensorboard"))
+  log = _MetricsLog(os.path.join(workdir, "metrics.jsonl"), start, write=main)
+  writer = _tensorboard(os.path.join(workdir, "tensorboard"), write=main)
   n_critic = config_lib.step_options(config)["n_critic"]
   runner = _Runner(config, devices)
   per_call = runner.steps_per_call
@@ -224,6 +260,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
 
   def write_samples(step: int, name: str) -> str:
     path = os.path.join(workdir, "samples", name)
+    if not main:
+      return path
     grid = viz.save_grid(np.asarray(generate(runner.plain(state), fixed_z)), path, ncols)
     writer.image("samples", grid, step)
     if log.history:
@@ -235,18 +273,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     plain = runner.plain(state)
     if not bool(_all_finite((plain.g_params, plain.d_params, plain.g_opt_state, plain.d_opt_state))):
       raise TrainingError(_nan_message(int(plain.step), ckpt, "parameters"))
-    ckpt.save(plain, meta)
+    ckpt.save(runner.to_save(state), meta)
 
   from tqdm import tqdm
   # Every step reads n_critic batches (one per D update), so step i starts at batch i * n_critic.
   stream = data_lib.BatchStream(data, config.batch_size, config.seed, start=start * n_critic)
-  pbar = tqdm(total=config.num_steps, initial=start, disable=not config.progress,
+  pbar = tqdm(total=config.num_steps, initial=start, disable=not (config.progress and main),
               dynamic_ncols=True, desc="train", unit="step")
-  if resumed_from is not None:
+  if resumed_from is not None and main:
     pbar.write(f"resumed from {ckpt.directory} at step {start}")
-  if len(devices) > 1:
-    pbar.write(f"data-parallel ({runner.dp.mode}) over {len(devices)} {devices[0].platform} devices, "
-               f"{config.batch_size // len(devices)} examples each")
+  if len(devices) > 1 and main:
+    procs = f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""
+    pbar.write(f"data-parallel ({runner.dp.mode}) over {len(devices)} {devices[0].platform} devices"
+               f"{procs}, {config.batch_size // len(devices)} examples each")
   state = runner.place(state)
   window: list[dict] = []
   t_window, n_window = time.perf_counter(), 0
@@ -295,6 +334,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     writer.flush()
     ckpt.close()
 
+  final_state = runner.plain(state)
+  if jax.process_count() > 1:  # every process must end with the same parameters
+    from jax.experimental import multihost_utils
+    multihost_utils.assert_equal(jax.device_get((final_state.g_params, final_state.d_params)),
+                                 "the processes ended with different parameters")
+  if not main:
+    return final_state
   elapsed = time.perf_counter() - t_start
   trained = step - start
   print(f"\ntrained steps {start} -> {step} in {elapsed:.1f} s"
@@ -308,7 +354,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   print(f"plots        {os.path.join(workdir, 'losses.png')}, {os.path.join(workdir, 'accuracy.png')}")
   print(f"metrics      {log.path}")
   print(f"tensorboard  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
-  return runner.plain(state)
+  return final_state
 
 
 def _nan_message(step: int, ckpt: Checkpointer, what: str) -> str:
