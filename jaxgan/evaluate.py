@@ -1,0 +1,109 @@
+"""Quality of a trained run: ``python -m jaxgan.evaluate --workdir runs/dcgan_fmnist [--num 10000] [--step N]``.
+
+Samples ``--num`` images from the checkpoint as :mod:`jaxgan.sample` does (the same
+uint8 images ``python -m jaxgan.sample`` would write with the same ``--seed``),
+measures them against the real ``--split`` of the run's dataset with
+:class:`jaxgan.metrics.Evaluator` (FID, KID, precision, recall, classifier score),
+prints a table and writes ``eval.json`` into the workdir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+from jaxgan.errors import JaxganError  # noqa: E402
+
+
+def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int = 0,
+             batch_size: int = 500, split: str = "test", cache_dir: str | None = None,
+             data_dir: str | None = None, manual_dir: str | None = None,
+             out: str | None = None, log=print) -> dict:
+  """Samples ``workdir``'s checkpoint, computes all metrics, writes ``eval.json``; returns its dict.
+
+  ``data_dir`` / ``manual_dir`` default to the run's ``config.data``.
+  """
+  from jaxgan import viz
+  from jaxgan.metrics import Evaluator
+  from jaxgan.sample import generate_images, load_generator
+
+  t0 = time.perf_counter()
+  state, config, step = load_generator(workdir, step)
+  evaluator = Evaluator(config.dataset, config.image_size, num_samples=num, split=split,
+                        data_dir=data_dir or config.data.get("data_dir") or None,
+                        manual_dir=manual_dir or config.data.get("manual_dir") or None,
+                        cache_dir=cache_dir, log=log)
+  images = viz.to_uint8(generate_images(state, int(config.latent_dim), num, seed, batch_size))
+  metrics = evaluator.evaluate(images)
+  result = {"workdir": os.path.abspath(workdir), "step": int(step), "num_samples": int(num),
+            "seed": int(seed), "model": config.model, "loss": config.loss,
+            "metrics": {k: float(v) for k, v in metrics.items() if k != "num_samples"},
+            "reference": evaluator.info(), "seconds": round(time.perf_counter() - t0, 1)}
+  out = out or os.path.join(workdir, "eval.json")
+  with open(out, "w") as f:
+    json.dump(result, f, indent=2)
+    f.write("\n")
+  log(format_table(result))
+  log(f"wrote {out}")
+  return result
+
+
+def format_table(result: dict) -> str:
+  """A plain-text table of an ``eval.json`` dict."""
+  m, ref = result["metrics"], result["reference"]
+  rows = [("FID", f"{m['fid']:.4f}"),
+          ("KID", f"{m['kid']:.5f} ± {m['kid_std']:.5f}"),
+          ("precision (k=%d)" % ref["k"], f"{m['precision']:.4f}"),
+          ("recall (k=%d)" % ref["k"], f"{m['recall']:.4f}"),
+          ("classifier score", f"{m['classifier_score']:.4f}  "
+                               f"(real {ref['split']}: {ref['classifier_score_real']:.4f})")]
+  width = max(len(r[0]) for r in rows)
+  head = (f"{result['workdir']} step {result['step']}: {result['num_samples']} samples vs "
+          f"{ref['dataset']}/{ref['split']} ({ref['reference_examples']} images), features of "
+          f"{ref['feature_network']} (sha256 {ref['feature_network_sha256'][:12]}, "
+          f"accuracy on real {ref['split']} {ref['classifier_accuracy_real']:.4f})")
+  lines = [head, f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 24}"]
+  lines += [f"{name:<{width}}  {value}" for name, value in rows]
+  return "\n".join(lines)
+
+
+def define_flags() -> None:
+  """The command-line flags (defined only when run as a program)."""
+  flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
+  flags.DEFINE_integer("num", 10_000, "Number of samples (and at most as many real reference images "
+                       "for KID and precision/recall).")
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+  flags.DEFINE_integer("seed", 0, "Seed of the latent noise.")
+  flags.DEFINE_integer("batch_size", 500, "Images per generator call.")
+  flags.DEFINE_string("split", "test", "Real split to compare with.")
+  flags.DEFINE_string("cache_dir", None, "Reference-statistics cache (default $JAXGAN_CACHE_DIR "
+                      "or ~/.cache/jaxgan).")
+  flags.DEFINE_string("data_dir", None, "tfds data_dir (default: the run's config.data.data_dir).")
+  flags.DEFINE_string("manual_dir", None, "Raw files for offline builds (default: the run's "
+                      "config, else $JAXGAN_MANUAL_DIR).")
+  flags.DEFINE_string("out", None, "Output JSON (default <workdir>/eval.json).")
+
+
+def main(argv):
+  from jaxgan.sample import cli_flags
+  FLAGS = cli_flags(argv)
+  if FLAGS.num < 4 or FLAGS.batch_size <= 0:
+    raise app.UsageError("--num must be at least 4 (a few thousand for meaningful numbers) and "
+                         "--batch_size positive")
+  try:
+    evaluate(FLAGS.workdir, FLAGS.num, FLAGS.step, FLAGS.seed, FLAGS.batch_size, FLAGS.split,
+             FLAGS.cache_dir, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.out)
+  except JaxganError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main)

@@ -1,0 +1,169 @@
+"""All quality metrics of generated images against a real split, with cached reference statistics.
+
+``Evaluator(dataset, image_size)`` loads the dataset's feature network (hash
+checked), and the features of the real ``split`` (default ``test``) at
+``image_size``: computed once, then cached on disk in
+``<cache_dir>/<dataset>-<split>-<size>-<network sha256[:16]>.npz`` (features,
+their mean and covariance, the classifier's accuracy and score on that split).
+``evaluate(images)`` then returns FID, KID (mean, std), precision, recall and the
+classifier score of the images. The trainer builds one Evaluator per run and
+calls ``evaluate`` every ``eval_every`` steps; ``python -m jaxgan.evaluate`` uses
+the same class.
+
+Sample-size note: FID is biased upwards for small sample sets (Bińkowski et al.,
+2018) and precision/recall depend on set sizes; compare numbers computed with the
+same number of samples. KID is unbiased.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from jaxgan.metrics.classifier import FeatureNetwork, load_classifier
+from jaxgan.metrics.fid import frechet_distance, gaussian_stats
+from jaxgan.metrics.kid import kid
+from jaxgan.metrics.prd import precision_recall
+from jaxgan.metrics.score import classifier_score
+
+CACHE_ENV = "JAXGAN_CACHE_DIR"
+METRICS = ("fid", "kid", "kid_std", "precision", "recall", "classifier_score")
+
+
+def default_cache_dir() -> str:
+  """``$JAXGAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxgan``, else ``~/.cache/jaxgan``."""
+  if os.environ.get(CACHE_ENV):
+    return os.path.abspath(os.path.expanduser(os.environ[CACHE_ENV]))
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "jaxgan")
+
+
+def to_unit_range(images: np.ndarray) -> np.ndarray:
+  """uint8 [0, 255] -> float32 [-1, 1]; float images are checked to lie in [-1, 1]."""
+  images = np.asarray(images)
+  if images.dtype == np.uint8:
+    return images.astype(np.float32) / 127.5 - 1.0
+  if not np.issubdtype(images.dtype, np.floating):
+    raise ValueError(f"images must be uint8 [0, 255] or float [-1, 1], got dtype {images.dtype}")
+  images = images.astype(np.float32)
+  if not np.all(np.isfinite(images)):
+    raise ValueError("images have non-finite values")
+  lo, hi = float(images.min()), float(images.max())
+  if lo < -1.0 - 1e-3 or hi > 1.0 + 1e-3:
+    raise ValueError(f"float images must lie in [-1, 1], got values in [{lo:.3f}, {hi:.3f}]")
+  return images
+
+
+class Evaluator:
+  """FID / KID / precision-recall / classifier score against a real split of ``dataset``.
+
+  Args:
+    dataset: tfds name of the real data (``"fashion_mnist"``, ``"mnist"``).
+    image_size: side of the generated images (the config's ``image_size``; 0/None = native).
+      The real split is loaded at this size, so real and generated images reach the
+      feature network the same way.
+    num_samples: at most this many real features serve KID and precision/recall (a
+      seeded random subset; FID uses the Gaussian fit of the whole split).
+    split: the real split (``"test"``).
+    data_dir, manual_dir: as :func:`jaxgan.data.load`.
+    cache_dir: where reference statistics are cached (default :func:`default_cache_dir`).
+    classifier: a :class:`FeatureNetwork`, a dataset name or a ``.msgpack`` path
+      (default: the committed network of ``dataset``).
+    kid_subsets, kid_subset_size: KID subsets (Bińkowski et al. use 100 x 1000).
+    k: neighbourhood size of precision/recall (Kynkäänniemi et al.: 3).
+    seed: seed of the real subset and of KID's subsets.
+  """
+
+  def __init__(self, dataset: str, image_size: int | None = 32, num_samples: int = 10_000,
+               split: str = "test", data_dir: str | None = None, manual_dir: str | None = None,
+               cache_dir: str | None = None, classifier: FeatureNetwork | str | None = None,
+               kid_subsets: int = 50, kid_subset_size: int = 1000, k: int = 3, seed: int = 0,
+               log=None):
+    self.dataset, self.split = dataset, split
+    self.image_size = int(image_size or 0)
+    self.num_samples = int(num_samples)
+    self.kid_subsets, self.kid_subset_size, self.k, self.seed = kid_subsets, kid_subset_size, k, seed
+    if isinstance(classifier, FeatureNetwork):
+      self.network = classifier
+    else:
+      self.network = load_classifier(classifier or dataset)
+    self.cache_dir = os.path.abspath(cache_dir or default_cache_dir())
+    self.cache_path = os.path.join(
+        self.cache_dir, f"{dataset}-{split}-{self.image_size or 'native'}-{self.network.sha256[:16]}.npz")
+    self._log = log or (lambda msg: None)
+    self.reference = self._reference(data_dir, manual_dir)
+    feats = self.reference["features"]
+    rng = np.random.default_rng(seed)
+    n = min(self.num_samples, len(feats))
+    self.real_features = feats[np.sort(rng.permutation(len(feats))[:n])]
+
+  def _reference(self, data_dir, manual_dir) -> dict[str, Any]:
+    if os.path.exists(self.cache_path):
+      try:
+        with np.load(self.cache_path) as z:
+          ref = {key: z[key] for key in z.files}
+        if ref["features"].shape[1] == self.network.module.hidden:
+          return ref
+      except (OSError, ValueError, KeyError):
+        pass  # unreadable cache: recompute and overwrite
+    from jaxgan import data as data_lib
+    self._log(f"computing reference features of {self.dataset}/{self.split} "
+              f"-> {self.cache_path}")
+    real = data_lib.load(self.dataset, self.split, self.image_size or None,
+                         data_dir=data_dir, manual_dir=manual_dir)
+    features, logits = self.network(real.images)
+    mu, sigma = gaussian_stats(features)
+    ref = {"features": features.astype(np.float32), "mu": mu, "sigma": sigma,
+           "image_shape": np.array(real.images.shape[1:]),
+           "accuracy": np.float64(np.mean(np.argmax(logits, -1) == real.labels)),
+           "classifier_score": np.float64(classifier_score(logits))}
+    os.makedirs(self.cache_dir, exist_ok=True)
+    tmp = f"{self.cache_path}.{os.getpid()}.tmp.npz"
+    np.savez(tmp, **ref)
+    os.replace(tmp, self.cache_path)
+    return ref
+
+  @property
+  def image_shape(self) -> tuple[int, ...]:
+    return tuple(int(s) for s in self.reference["image_shape"])
+
+  def features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(features, logits)`` of images (uint8 [0, 255] or float [-1, 1], NHWC)."""
+    images = to_unit_range(images)
+    if tuple(images.shape[1:]) != self.image_shape:
+      raise ValueError(f"images have shape {images.shape[1:]}, the reference {self.dataset}/"
+                       f"{self.split} images {self.image_shape}; build the Evaluator with the "
+                       f"generator's image_size")
+    return self.network(images)
+
+  def evaluate(self, images: np.ndarray) -> dict[str, float]:
+    """``{fid, kid, kid_std, precision, recall, classifier_score, num_samples}`` of ``images``.
+
+    ``images``: generated images, uint8 [0, 255] or float [-1, 1], NHWC, at least
+    ``k + 1`` of them (and 2 for FID); a few thousand for meaningful numbers.
+    """
+    fake, logits = self.features(images)
+    if len(fake) <= self.k:
+      raise ValueError(f"need more than k={self.k} images, got {len(fake)}")
+    mu, sigma = gaussian_stats(fake)
+    fid = frechet_distance(self.reference["mu"], self.reference["sigma"], mu, sigma)
+    kid_mean, kid_std = kid(self.real_features, fake, self.kid_subsets, self.kid_subset_size,
+                            self.seed)
+    precision, recall = precision_recall(self.real_features, fake, self.k)
+    return {"fid": fid, "kid": kid_mean, "kid_std": kid_std, "precision": precision,
+            "recall": recall, "classifier_score": classifier_score(logits),
+            "num_samples": int(len(fake))}
+
+  def info(self) -> dict[str, Any]:
+    """What the numbers are measured against (for eval.json / logs)."""
+    return {"dataset": self.dataset, "split": self.split,
+            "image_shape": list(self.image_shape),
+            "reference_examples": int(len(self.reference["features"])),
+            "reference_subset": int(len(self.real_features)),
+            "feature_network": self.network.name, "feature_network_sha256": self.network.sha256,
+            "classifier_accuracy_real": float(self.reference["accuracy"]),
+            "classifier_score_real": float(self.reference["classifier_score"]),
+            "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size, "k": self.k,
+            "cache": self.cache_path}

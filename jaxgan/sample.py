@@ -1,0 +1,156 @@
+"""Samples from a trained run: ``python -m jaxgan.sample --workdir runs/dcgan_fmnist --num 10000 --out samples.npz``.
+
+Rebuilds the model from the run's ``config.json`` and the checkpoint's ``meta``,
+restores the latest (or ``--step``) checkpoint, and generates in jitted batches.
+The noise is ``jax.random.normal(PRNGKey(seed), (num, latent_dim))``, so the
+images depend on ``--seed`` only (not on ``--batch_size``). Writes the images as
+uint8 ``[num, H, W, C]`` in [0, 255] under the key ``images`` of an ``.npz``, and
+a grid of the first 64 beside it (``samples.png`` next to ``samples.npz``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import app, flags, logging  # noqa: E402
+
+from jaxgan.errors import JaxganError  # noqa: E402
+
+
+class SampleError(JaxganError):
+  """The run cannot be sampled (no workdir, no config, no checkpoint)."""
+
+
+def load_generator(workdir: str, step: int | None = None):
+  """``(state, config, step)`` of ``workdir``'s checkpoint ``step`` (default: latest)."""
+  import ml_collections
+
+  from jaxgan import config as config_lib
+  from jaxgan import trainer
+  from jaxgan.checkpoint import Checkpointer
+
+  workdir = os.path.abspath(workdir)
+  if not os.path.isdir(workdir):
+    raise SampleError(f"workdir {workdir} does not exist")
+  ckpt_dir = os.path.join(workdir, "checkpoints")
+  config_path = os.path.join(workdir, "config.json")
+  if not os.path.isdir(ckpt_dir):
+    raise SampleError(f"no checkpoint in {workdir} (no checkpoints/ directory); train first: "
+                      f"python train.py --config CONFIG --workdir {workdir}")
+  if not os.path.exists(config_path):
+    raise SampleError(f"{config_path} is missing; it is written by the trainer when a run starts")
+  with open(config_path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  ckpt = Checkpointer(ckpt_dir, max_to_keep=10**6)  # never saves, so never deletes
+  try:
+    steps = ckpt.all_steps()
+    if not steps:
+      raise SampleError(f"no checkpoint in {ckpt_dir}; train first: "
+                        f"python train.py --config CONFIG --workdir {workdir}")
+    step = max(steps) if step is None else int(step)
+    if step not in steps:
+      raise SampleError(f"no checkpoint at step {step} in {ckpt_dir}; it has steps {sorted(steps)}")
+    meta = ckpt.read_meta(step)
+    image_shape = tuple(meta["image_shape"])
+    state = trainer.build_state(config, image_shape)
+    state = ckpt.restore(state, config_lib.model_meta(config, image_shape), step)
+  finally:
+    ckpt.close()
+  return state, config, step
+
+
+def generate_images(state, latent_dim: int, num: int, seed: int = 0,
+                    batch_size: int = 500) -> "np.ndarray":
+  """``num`` images G(z) in [-1, 1] (float32 NHWC), ``z ~ N(0, I)`` from ``PRNGKey(seed)``,
+  generated in jitted batches of ``batch_size`` (the last one padded: one compilation)."""
+  import jax
+  import numpy as np
+
+  from jaxgan.steps import generate
+
+  if num <= 0 or batch_size <= 0:
+    raise ValueError(f"num and batch_size must be positive, got {num} and {batch_size}")
+  z = np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (num, latent_dim)), np.float32)
+  batch_size = min(batch_size, num)
+  out = []
+  for start in range(0, num, batch_size):
+    zb = z[start:start + batch_size]
+    valid = len(zb)
+    if valid < batch_size:
+      zb = np.concatenate([zb, np.zeros((batch_size - valid, latent_dim), np.float32)])
+    out.append(np.asarray(generate(state, zb), np.float32)[:valid])
+  return np.concatenate(out)
+
+
+def sample(workdir: str, num: int, seed: int = 0, step: int | None = None,
+           batch_size: int = 500) -> "np.ndarray":
+  """``num`` samples of ``workdir``'s checkpoint as uint8 ``[num, H, W, C]`` in [0, 255]."""
+  from jaxgan import viz
+  state, config, _ = load_generator(workdir, step)
+  return viz.to_uint8(generate_images(state, int(config.latent_dim), num, seed, batch_size))
+
+
+def save_samples(images, out: str, grid: int = 64) -> tuple[str, str]:
+  """Writes ``images`` (uint8 NHWC) to ``out`` (.npz, key ``images``) and a PNG grid of the
+  first ``grid`` beside it; returns both paths."""
+  import numpy as np
+
+  from jaxgan import viz
+  out = os.path.abspath(out if out.endswith(".npz") else out + ".npz")
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  np.savez_compressed(out, images=np.asarray(images, np.uint8))
+  png = out[:-len(".npz")] + ".png"
+  first = np.asarray(images[:grid], np.float32) / 127.5 - 1.0
+  viz.save_grid(first, png)
+  return out, png
+
+
+def define_flags() -> None:
+  """The command-line flags (defined only when run as a program, so importing this module
+  from the trainer or from jaxgan.evaluate defines none)."""
+  flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
+  flags.DEFINE_integer("num", 10_000, "Number of samples.")
+  flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+  flags.DEFINE_integer("seed", 0, "Seed of the latent noise.")
+  flags.DEFINE_integer("batch_size", 500, "Images per generator call.")
+
+
+def fail(message: str, code: int = 2):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(code)
+
+
+def cli_flags(argv):
+  """The parsed flags of the sample / evaluate commands, after the checks they share."""
+  FLAGS = flags.FLAGS
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.ERROR)  # orbax warns about the state item when reading meta only
+  if not FLAGS.workdir:
+    raise app.UsageError("--workdir is required")
+  return FLAGS
+
+
+def main(argv):
+  FLAGS = cli_flags(argv)
+  if FLAGS.num <= 0 or FLAGS.batch_size <= 0:
+    raise app.UsageError("--num and --batch_size must be positive")
+  try:
+    images = sample(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step, FLAGS.batch_size)
+    out, png = save_samples(images, FLAGS.out or os.path.join(FLAGS.workdir, "samples.npz"))
+  except JaxganError as e:
+    fail(str(e))
+  print(f"wrote {len(images)} samples {images.shape[1:]} to {out} (key 'images', uint8) "
+        f"and a grid to {png}")
+
+
+if __name__ == "__main__":
+  define_flags()
+  flags.DEFINE_string("out", None, "Output .npz (default <workdir>/samples.npz); a .png grid "
+                      "goes beside it.")
+  app.run(main)

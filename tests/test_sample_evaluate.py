@@ -1,0 +1,127 @@
+"""``python -m jaxgan.sample`` and ``python -m jaxgan.evaluate`` on a tiny checkpoint."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import MANUAL_DIR, REPO, load_config, tiny
+from jaxgan.sample import SampleError, generate_images, load_generator, sample
+from jaxgan.viz import to_uint8
+
+
+def _env():
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  if MANUAL_DIR:
+    env["JAXGAN_MANUAL_DIR"] = MANUAL_DIR
+  return env
+
+
+def _module(name, *args, timeout=240):
+  return subprocess.run([sys.executable, "-m", name, *args], cwd=REPO, env=_env(),
+                        capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+  """A tiny MLP GAN trained 2 steps on mock Fashion-MNIST (32x32), checkpoints at steps 1 and 2."""
+  import tensorflow_datasets as tfds
+  from jaxgan import trainer
+  from jaxgan.data import tfds_data
+  workdir = str(tmp_path_factory.mktemp("sample") / "run")
+  config = tiny(load_config("gan_fmnist"))
+  config.num_steps, config.log_every, config.sample_every, config.checkpoint_every = 2, 1, 2, 1
+  with pytest.MonkeyPatch.context() as mp, tfds.testing.mock_data(num_examples=256):
+    mp.setattr(tfds_data, "_reachable", lambda *a, **k: True)
+    trainer.train_and_evaluate(config, workdir)
+  return workdir
+
+
+def test_sample_is_uint8_deterministic_and_independent_of_batch_size(run):
+  a = sample(run, 10, seed=1, batch_size=4)      # 3 batches, the last one padded
+  assert a.shape == (10, 32, 32, 1) and a.dtype == np.uint8
+  assert a.std() > 10
+  np.testing.assert_array_equal(a, sample(run, 10, seed=1, batch_size=4))
+  state, config, step = load_generator(run)
+  assert step == 2 and int(state.step) == 2 and config.latent_dim == 8
+  # The noise depends on the seed only: other batch sizes give the same images.
+  f4 = generate_images(state, 8, 10, seed=1, batch_size=4)
+  np.testing.assert_allclose(generate_images(state, 8, 10, seed=1, batch_size=500), f4, atol=1e-5)
+  np.testing.assert_array_equal(a, to_uint8(f4))
+  assert np.abs(generate_images(state, 8, 10, seed=2) - f4).max() > 0.1
+  old, _, _ = load_generator(run, step=1)
+  assert np.abs(generate_images(old, 8, 10, seed=1) - f4).max() > 1e-3   # step 1's generator
+
+
+def test_sample_errors_are_clear(tmp_path, run):
+  with pytest.raises(SampleError, match="does not exist"):
+    sample(str(tmp_path / "missing"), 4)
+  (tmp_path / "empty").mkdir()
+  with pytest.raises(SampleError, match="no checkpoint"):
+    sample(str(tmp_path / "empty"), 4)
+  with pytest.raises(SampleError, match=r"no checkpoint at step 7 .* steps \[1, 2\]"):
+    sample(run, 4, step=7)
+
+
+def test_sample_command_writes_npz_and_grid(run, tmp_path):
+  out = tmp_path / "s" / "samples.npz"
+  result = _module("jaxgan.sample", "--workdir", run, "--num", "20", "--seed", "1",
+                   "--batch_size", "8", "--out", str(out))
+  assert result.returncode == 0, result.stderr[-3000:]
+  with np.load(out) as z:
+    assert z.files == ["images"]
+    images = z["images"]
+  assert images.shape == (20, 32, 32, 1) and images.dtype == np.uint8
+  np.testing.assert_array_equal(images, sample(run, 20, seed=1, batch_size=8))  # same seed
+  assert (tmp_path / "s" / "samples.png").stat().st_size > 1000
+  assert "wrote 20 samples" in result.stdout
+
+
+def test_commands_fail_with_one_line_for_a_missing_workdir(tmp_path):
+  for name in ("jaxgan.sample", "jaxgan.evaluate"):
+    result = _module(name, "--workdir", str(tmp_path / "nope"), "--num", "8")
+    assert result.returncode != 0
+    assert "error: workdir" in result.stderr and "does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "nope").exists()
+
+
+def test_evaluate_writes_eval_json_on_mock_data(run, mock_fmnist, tmp_path, capsys):
+  from jaxgan.evaluate import evaluate
+  from jaxgan.metrics import Evaluator
+  result = evaluate(run, num=64, cache_dir=str(tmp_path))
+  with open(os.path.join(run, "eval.json")) as f:
+    saved = json.load(f)
+  assert saved == result
+  assert saved["step"] == 2 and saved["num_samples"] == 64
+  assert set(saved["metrics"]) == {"fid", "kid", "kid_std", "precision", "recall",
+                                   "classifier_score"}
+  assert all(np.isfinite(v) for v in saved["metrics"].values())
+  assert saved["reference"]["dataset"] == "fashion_mnist"
+  assert saved["reference"]["reference_examples"] == 256    # the mock test split
+  out = capsys.readouterr().out
+  assert "FID" in out and "precision" in out and "eval.json" in out
+  # The same numbers as the Evaluator on what `jaxgan.sample` returns.
+  direct = Evaluator("fashion_mnist", 32, num_samples=64, cache_dir=str(tmp_path)).evaluate(
+      sample(run, 64))
+  assert direct["fid"] == pytest.approx(saved["metrics"]["fid"], rel=1e-9)
+  assert direct["precision"] == saved["metrics"]["precision"]
+
+
+def test_evaluate_command_on_real_test_split(run, real_data_dir, tmp_path):
+  result = _module("jaxgan.evaluate", "--workdir", run, "--num", "200", "--batch_size", "64",
+                   "--data_dir", real_data_dir, "--cache_dir", str(tmp_path))
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(run, "eval.json")) as f:
+    saved = json.load(f)
+  ref = saved["reference"]
+  assert ref["reference_examples"] == 10_000 and ref["reference_subset"] == 200
+  assert ref["classifier_accuracy_real"] >= 0.92
+  # Two steps of training: far from the data, and all samples alike (one class, no coverage).
+  m = saved["metrics"]
+  assert m["fid"] > 100 and m["kid"] > 1 and m["recall"] < 0.1
+  assert m["classifier_score"] < 2 < ref["classifier_score_real"]
+  assert "FID" in result.stdout and "KID" in result.stdout
