@@ -53,6 +53,9 @@ class Checkpointer:
         meta=ocp.args.JsonSave(meta)))
     return step
 
+  def delete(self, step: int) -> None:
+    self._manager.delete(step)
+
   def wait(self) -> None:
     self._manager.wait_until_finished()
 

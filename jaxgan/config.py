@@ -29,6 +29,8 @@ def base_config() -> ml_collections.ConfigDict:
   # Optimisation (the same optimizer, with its own state, for both networks).
   c.optimizer = "adam"              # "adam" (b1, b2) or "rmsprop" (decay 0.99, as torch's RMSprop)
   c.learning_rate = 2e-4
+  c.g_learning_rate = 0.0           # the generator's own rate (0 = learning_rate), e.g. TTUR
+  c.d_learning_rate = 0.0           # the discriminator's own rate (0 = learning_rate)
   c.b1 = 0.5
   c.b2 = 0.999
   c.batch_size = 64
@@ -51,6 +53,11 @@ def base_config() -> ml_collections.ConfigDict:
   c.checkpoint_every = 1000
   c.keep_checkpoints = 3
   c.num_samples = 64                # images in a sample grid (8x8)
+  # Quality during training (jaxgan.metrics): FID/KID/precision/recall on eval_samples
+  # generated images vs the real test split; the best FID's checkpoint is kept in best/.
+  c.eval_every = 0                  # 0 = off
+  c.eval_samples = 5000
+  c.eval_cache_dir = ""             # reference statistics cache ('' = $JAXGAN_CACHE_DIR or ~/.cache/jaxgan)
   c.progress = True                 # tqdm progress bar
   # Data: tfds data_dir ('' = tfds default) and a directory of raw files for
   # offline machines ('' = $JAXGAN_MANUAL_DIR, else download).
@@ -105,6 +112,19 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.model={config.model!r} is unknown; choose one of {sorted(models.MODELS)}")
   if config.loss not in losses.LOSSES:
     raise ConfigError(f"config.loss={config.loss!r} is unknown; choose one of {sorted(losses.LOSSES)}")
+  for key in ("g_learning_rate", "d_learning_rate"):
+    value = config.get(key, 0.0)
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        or value < 0):
+      raise ConfigError(f"config.{key} must be a number >= 0 (0 = config.learning_rate), got {value!r}")
+  eval_every = config.get("eval_every", 0)
+  if isinstance(eval_every, bool) or not isinstance(eval_every, int) or eval_every < 0:
+    raise ConfigError(f"config.eval_every must be a non-negative integer (0 = off), got {eval_every!r}")
+  eval_samples = config.get("eval_samples", 5000)
+  if eval_every and (isinstance(eval_samples, bool) or not isinstance(eval_samples, int)
+                     or eval_samples < 10):
+    raise ConfigError(f"config.eval_samples must be an integer >= 10 (a few thousand for meaningful "
+                      f"FID), got {eval_samples!r}")
   optimizer = config.get("optimizer", "adam")
   if optimizer not in OPTIMIZERS:
     raise ConfigError(f"config.optimizer={optimizer!r} is unknown; choose one of {list(OPTIMIZERS)}")

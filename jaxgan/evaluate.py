@@ -24,7 +24,7 @@ from jaxgan.errors import JaxganError  # noqa: E402
 def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int = 0,
              batch_size: int = 500, split: str = "test", cache_dir: str | None = None,
              data_dir: str | None = None, manual_dir: str | None = None,
-             out: str | None = None, log=print) -> dict:
+             out: str | None = None, log=print, best: bool = False) -> dict:
   """Samples ``workdir``'s checkpoint, computes all metrics, writes ``eval.json``; returns its dict.
 
   ``data_dir`` / ``manual_dir`` default to the run's ``config.data``.
@@ -34,14 +34,14 @@ def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int
   from jaxgan.sample import generate_images, load_generator
 
   t0 = time.perf_counter()
-  state, config, step = load_generator(workdir, step)
+  state, config, step = load_generator(workdir, step, best)
   evaluator = Evaluator(config.dataset, config.image_size, num_samples=num, split=split,
                         data_dir=data_dir or config.data.get("data_dir") or None,
                         manual_dir=manual_dir or config.data.get("manual_dir") or None,
                         cache_dir=cache_dir, log=log)
   images = viz.to_uint8(generate_images(state, int(config.latent_dim), num, seed, batch_size))
   metrics = evaluator.evaluate(images)
-  result = {"workdir": os.path.abspath(workdir), "step": int(step), "num_samples": int(num),
+  result = {"workdir": os.path.abspath(workdir), "step": int(step), "best": bool(best), "num_samples": int(num),
             "seed": int(seed), "model": config.model, "loss": config.loss,
             "metrics": {k: float(v) for k, v in metrics.items() if k != "num_samples"},
             "reference": evaluator.info(), "seconds": round(time.perf_counter() - t0, 1)}
@@ -79,6 +79,7 @@ def define_flags() -> None:
   flags.DEFINE_integer("num", 10_000, "Number of samples (and at most as many real reference images "
                        "for KID and precision/recall).")
   flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+  flags.DEFINE_bool("best", False, "Evaluate the lowest-FID checkpoint (best/, kept by eval_every runs).")
   flags.DEFINE_integer("seed", 0, "Seed of the latent noise.")
   flags.DEFINE_integer("batch_size", 500, "Images per generator call.")
   flags.DEFINE_string("split", "test", "Real split to compare with.")
@@ -98,7 +99,7 @@ def main(argv):
                          "--batch_size positive")
   try:
     evaluate(FLAGS.workdir, FLAGS.num, FLAGS.step, FLAGS.seed, FLAGS.batch_size, FLAGS.split,
-             FLAGS.cache_dir, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.out)
+             FLAGS.cache_dir, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.out, best=FLAGS.best)
   except JaxganError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

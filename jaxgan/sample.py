@@ -25,8 +25,9 @@ class SampleError(JaxganError):
   """The run cannot be sampled (no workdir, no config, no checkpoint)."""
 
 
-def load_generator(workdir: str, step: int | None = None):
-  """``(state, config, step)`` of ``workdir``'s checkpoint ``step`` (default: latest)."""
+def load_generator(workdir: str, step: int | None = None, best: bool = False):
+  """``(state, config, step)`` of ``workdir``'s checkpoint ``step`` (default: latest); with
+  ``best``, the lowest-FID checkpoint the trainer kept in ``best/`` (``eval_every`` runs)."""
   import ml_collections
 
   from jaxgan import config as config_lib
@@ -36,8 +37,11 @@ def load_generator(workdir: str, step: int | None = None):
   workdir = os.path.abspath(workdir)
   if not os.path.isdir(workdir):
     raise SampleError(f"workdir {workdir} does not exist")
-  ckpt_dir = os.path.join(workdir, "checkpoints")
+  ckpt_dir = os.path.join(workdir, "best" if best else "checkpoints")
   config_path = os.path.join(workdir, "config.json")
+  if best and not os.path.isdir(ckpt_dir):
+    raise SampleError(f"no best checkpoint in {workdir}: it is kept by runs trained with "
+                      f"--config.eval_every=N (N > 0)")
   if not os.path.isdir(ckpt_dir):
     raise SampleError(f"no checkpoint in {workdir} (no checkpoints/ directory); train first: "
                       f"python train.py --config CONFIG --workdir {workdir}")
@@ -87,10 +91,10 @@ def generate_images(state, latent_dim: int, num: int, seed: int = 0,
 
 
 def sample(workdir: str, num: int, seed: int = 0, step: int | None = None,
-           batch_size: int = 500) -> "np.ndarray":
+           batch_size: int = 500, best: bool = False) -> "np.ndarray":
   """``num`` samples of ``workdir``'s checkpoint as uint8 ``[num, H, W, C]`` in [0, 255]."""
   from jaxgan import viz
-  state, config, _ = load_generator(workdir, step)
+  state, config, _ = load_generator(workdir, step, best)
   return viz.to_uint8(generate_images(state, int(config.latent_dim), num, seed, batch_size))
 
 
@@ -115,6 +119,7 @@ def define_flags() -> None:
   flags.DEFINE_string("workdir", None, "Run directory written by train.py.")
   flags.DEFINE_integer("num", 10_000, "Number of samples.")
   flags.DEFINE_integer("step", None, "Checkpoint step (default: latest).")
+  flags.DEFINE_bool("best", False, "Use the lowest-FID checkpoint (best/, kept by eval_every runs).")
   flags.DEFINE_integer("seed", 0, "Seed of the latent noise.")
   flags.DEFINE_integer("batch_size", 500, "Images per generator call.")
 
@@ -141,7 +146,7 @@ def main(argv):
   if FLAGS.num <= 0 or FLAGS.batch_size <= 0:
     raise app.UsageError("--num and --batch_size must be positive")
   try:
-    images = sample(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step, FLAGS.batch_size)
+    images = sample(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step, FLAGS.batch_size, FLAGS.best)
     out, png = save_samples(images, FLAGS.out or os.path.join(FLAGS.workdir, "samples.npz"))
   except JaxganError as e:
     fail(str(e))

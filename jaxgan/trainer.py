@@ -4,6 +4,7 @@
 ``workdir``::
 
     checkpoints/        orbax checkpoints (every checkpoint_every steps + final, last N kept)
+    best/, best.json    with eval_every: the checkpoint of the lowest FID so far
     samples/            step_XXXXXXX.png sample grids from a fixed noise batch, final.png
     losses.png          generator and discriminator loss against step
     accuracy.png        discriminator accuracy on real and fake batches
@@ -32,11 +33,10 @@ from jaxgan import parallel
 from jaxgan import viz
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import ConfigError, Interrupted, TrainingError
+from jaxgan.hooks import Evaluate, build_hooks
 from jaxgan.models import build_models
 from jaxgan.state import GANState, create_state
-from jaxgan.steps import BATCHNORM_PENALTY_ERROR, generate
-
-_FIXED_NOISE = 2**31 - 1  # fold_in tag of the fixed sample-grid noise
+from jaxgan.steps import BATCHNORM_PENALTY_ERROR
 
 
 @jax.jit
@@ -46,29 +46,39 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def build_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """``config.optimizer`` at ``config.learning_rate`` (used for G and for D, separate states).
+def build_optimizer(config: ml_collections.ConfigDict,
+                    learning_rate: float | None = None) -> optax.GradientTransformation:
+  """``config.optimizer`` at ``learning_rate`` (default ``config.learning_rate``).
 
   ``"adam"``: Adam(``b1``, ``b2``). ``"rmsprop"``: RMSProp as in PyTorch's
   ``optim.RMSprop`` defaults that the WGAN reference code uses (squared-gradient
   decay 0.99, eps 1e-8 added outside the square root, no momentum).
   """
   name = config.get("optimizer", "adam")
+  lr = learning_rate or config.learning_rate
   if name == "adam":
-    return optax.adam(config.learning_rate, b1=config.b1, b2=config.b2)
+    return optax.adam(lr, b1=config.b1, b2=config.b2)
   if name == "rmsprop":
-    return optax.rmsprop(config.learning_rate, decay=0.99, eps=1e-8, eps_in_sqrt=False)
+    return optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False)
   raise ConfigError(f"config.optimizer={name!r} is unknown; choose one of {list(config_lib.OPTIMIZERS)}")
+
+
+def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation,
+                                                                  optax.GradientTransformation]:
+  """``(g_tx, d_tx)``: the same optimizer for both networks (each with its own state), at
+  ``g_learning_rate`` / ``d_learning_rate`` where set (non-zero), else ``learning_rate``."""
+  return (build_optimizer(config, config.get("g_learning_rate", 0.0)),
+          build_optimizer(config, config.get("d_learning_rate", 0.0)))
 
 
 def build_state(config: ml_collections.ConfigDict, image_shape) -> GANState:
   """Models and optimizers of ``config``, freshly initialised."""
-  tx = build_optimizer(config)
+  g_tx, d_tx = build_optimizers(config)
   try:
     generator, discriminator = build_models(
         config.model, image_shape, config.latent_dim,
         config.generator.to_dict(), config.discriminator.to_dict())
-    state = create_state(generator, discriminator, tx, tx, jax.random.PRNGKey(config.seed))
+    state = create_state(generator, discriminator, g_tx, d_tx, jax.random.PRNGKey(config.seed))
   except (TypeError, ValueError) as e:
     raise ConfigError(f"cannot build model {config.model!r} from config.generator / "
                       f"config.discriminator: {e}") from None
@@ -221,53 +231,93 @@ def _tensorboard(logdir: str, write: bool = True):
   return tensorboard.SummaryWriter(logdir)
 
 
+class _Best:
+  """The checkpoint with the lowest FID so far, in ``<workdir>/best`` (``best.json`` says which)."""
+
+  def __init__(self, workdir: str, write: bool):
+    self.ckpt = Checkpointer(os.path.join(workdir, "best"), max_to_keep=1)
+    self.path = os.path.join(workdir, "best.json")
+    self.write = write
+    self.record: dict | None = None
+    if os.path.exists(self.path):
+      with contextlib.suppress(OSError, json.JSONDecodeError):
+        with open(self.path) as f:
+          self.record = json.load(f)
+
+  def offer(self, state: GANState, step: int, fid: float, meta: dict) -> None:
+    if not np.isfinite(fid) or (self.record is not None and fid >= self.record["fid"]):
+      return
+    for old in self.ckpt.all_steps():  # a resumed run can find a better FID at an earlier step
+      if old > step:
+        self.ckpt.delete(old)
+    self.ckpt.save(state, meta)  # max_to_keep=1 drops the previous best
+    self.record = {"step": step, "fid": fid}
+    if self.write:
+      with open(self.path, "w") as f:
+        json.dump(self.record, f)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
   """Trains (or resumes) the GAN of ``config`` in ``workdir``; returns the final state."""
   config_lib.validate(config)
   devices = select_devices(config)
   main = jax.process_index() == 0  # the only process that writes pictures, logs and the summary
+  say = print if main else (lambda *a, **k: None)
   workdir = os.path.abspath(workdir)
   if main:
-    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+    os.makedirs(workdir, exist_ok=True)
 
-  data = data_lib.load(config.dataset, "train", config.image_size or None,
-                       data_dir=config.data.data_dir or None,
-                       manual_dir=config.data.manual_dir or None)
-  image_shape = data.images.shape[1:]
+  data = data_lib.for_config(config)
+  image_shape = data.example_shape
   state = build_state(config, image_shape)
   meta = config_lib.model_meta(config, image_shape)
+  n_critic = config_lib.step_options(config)["n_critic"]
+  runner = _Runner(config, devices)
+  per_call = runner.steps_per_call
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
-  resumed_from = ckpt.latest_step()
-  if resumed_from is not None:
-    state = ckpt.restore(state, meta)
-  start = int(state.step)
+  try:
+    resumed_from = ckpt.latest_step()
+    if resumed_from is not None:
+      state = ckpt.restore(state, meta)
+    start = int(state.step)
+    if start % per_call:
+      raise ConfigError(f"the checkpoint is at step {start}, not a multiple of config.steps_per_call="
+                        f"{per_call}; resume with --config.steps_per_call=1 (or a divisor of {start})")
+    hooks = build_hooks(config, workdir, data, write=main, log=say)
+  except BaseException:
+    ckpt.close()
+    raise
+  best = _Best(workdir, main) if any(isinstance(h, Evaluate) for h in hooks) else None
   if main:
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json(indent=2))
 
   log = _MetricsLog(os.path.join(workdir, "metrics.jsonl"), start, write=main)
   writer = _tensorboard(os.path.join(workdir, "tensorboard"), write=main)
-  n_critic = config_lib.step_options(config)["n_critic"]
-  runner = _Runner(config, devices)
-  per_call = runner.steps_per_call
-  if start % per_call:
-    raise ConfigError(f"the checkpoint is at step {start}, not a multiple of config.steps_per_call={per_call}; "
-                      f"resume with --config.steps_per_call=1 (or a divisor of {start})")
-  fixed_z = jax.random.normal(jax.random.fold_in(state.key, _FIXED_NOISE),
-                              (config.num_samples, config.latent_dim))
-  ncols = int(np.ceil(np.sqrt(config.num_samples)))
 
-  def write_samples(step: int, name: str) -> str:
-    path = os.path.join(workdir, "samples", name)
-    if not main:
-      return path
-    grid = viz.save_grid(np.asarray(generate(runner.plain(state), fixed_z)), path, ncols)
-    writer.image("samples", grid, step)
-    if log.history:
+  def plots() -> None:
+    if main and any("d_loss" in r for r in log.history):
       viz.plot_losses(log.history, os.path.join(workdir, "losses.png"))
       viz.plot_accuracy(log.history, os.path.join(workdir, "accuracy.png"))
-    return path
+
+  def run_hooks(step: int, due) -> None:
+    plain = None
+    for hook in hooks:
+      if not due(hook):
+        continue
+      plain = runner.plain(state) if plain is None else plain
+      out = hook(plain, step, log.history)
+      scalars = {k: float(v) for k, v in out.items() if np.ndim(v) == 0}
+      for k, v in out.items():
+        if np.ndim(v) == 0:
+          writer.scalar(k, float(v), step)
+        else:
+          writer.image(k, np.asarray(v), step)
+      if scalars:
+        log.append({"step": step, **scalars})
+      if best is not None and "fid" in scalars:
+        best.offer(runner.to_save(state), step, scalars["fid"], meta)
 
   def save_checkpoint() -> None:
     plain = runner.plain(state)
@@ -277,7 +327,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
 
   from tqdm import tqdm
   # Every step reads n_critic batches (one per D update), so step i starts at batch i * n_critic.
-  stream = data_lib.BatchStream(data, config.batch_size, config.seed, start=start * n_critic)
+  stream = data.stream(config.batch_size, config.seed, start=start * n_critic)
   pbar = tqdm(total=config.num_steps, initial=start, disable=not (config.progress and main),
               dynamic_ncols=True, desc="train", unit="step")
   if resumed_from is not None and main:
@@ -291,13 +341,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   t_window, n_window = time.perf_counter(), 0
   t_start = time.perf_counter()
   step = start
+  ran_at: dict[int, int] = {}
+  summary: list[str] = []
   try:
     with _SignalCatcher() as signals:
       batches = stacked_batches(stacked_batches(iter(stream), n_critic), per_call)
       while step < config.num_steps:
         state, metrics = runner(state, next(batches))
         prev, step = step, step + per_call
-        crossed = lambda every: step // every > prev // every  # noqa: E731
+        crossed = lambda every: every > 0 and step // every > prev // every  # noqa: E731
         window.append(metrics)
         n_window += per_call
         pbar.update(per_call)
@@ -317,7 +369,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
                            refresh=False)
           window, t_window, n_window = [], now, 0
         if crossed(config.sample_every):
-          write_samples(step, f"step_{step:07d}.png")
+          plots()
+        due = [h for h in hooks if crossed(h.every)]
+        if due:
+          for h in due:
+            ran_at[id(h)] = step
+          run_hooks(step, lambda h: h in due)
         if crossed(config.checkpoint_every):
           save_checkpoint()
         if signals.signum is not None:
@@ -328,11 +385,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
                             f"{name} at step {step}: checkpoint saved in {ckpt.directory}; "
                             f"run the same command again to resume")
     save_checkpoint()
-    final = write_samples(step, "final.png")
+    # Periodic hooks run once more at the final step (unless they just did), then end.
+    run_hooks(step, lambda h: h.every > 0 and ran_at.get(id(h)) != step)
+    plots()
+    plain = runner.plain(state)
+    for hook in hooks:
+      summary += hook.end(plain, step, log.history)
   finally:
     pbar.close()
     writer.flush()
     ckpt.close()
+    if best is not None:
+      best.ckpt.close()
 
   final_state = runner.plain(state)
   if jax.process_count() > 1:  # every process must end with the same parameters
@@ -345,12 +409,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   trained = step - start
   print(f"\ntrained steps {start} -> {step} in {elapsed:.1f} s"
         + (f" ({trained / elapsed:.1f} steps/s)" if trained else ""))
-  if log.history:
-    last = log.history[-1]
+  train_records = [r for r in log.history if "d_loss" in r]
+  if train_records:
+    last = train_records[-1]
     print(f"final: d_loss {last['d_loss']:.4f}  g_loss {last['g_loss']:.4f}  "
           f"D acc real {last['d_real_acc']:.3f} fake {last['d_fake_acc']:.3f}")
   print(f"checkpoints  {ckpt.directory}  (steps {ckpt.all_steps()})")
-  print(f"samples      {os.path.dirname(final)}  (final: {final})")
+  if best is not None and best.record is not None:
+    print(f"best         {best.ckpt.directory}  (step {best.record['step']}, FID {best.record['fid']:.2f})")
+  for line in summary:
+    print(line)
   print(f"plots        {os.path.join(workdir, 'losses.png')}, {os.path.join(workdir, 'accuracy.png')}")
   print(f"metrics      {log.path}")
   print(f"tensorboard  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")

@@ -62,7 +62,8 @@ def _curves(path: str, steps: Sequence[int], series: dict[str, Sequence[float]],
 
 
 def plot_losses(history: Sequence[dict], path: str, title: str = "losses") -> None:
-  """Generator and discriminator loss against step."""
+  """Generator and discriminator loss against step (records without losses are skipped)."""
+  history = [h for h in history if "d_loss" in h and "g_loss" in h]
   steps = [h["step"] for h in history]
   _curves(path, steps, {"discriminator": [h["d_loss"] for h in history],
                         "generator": [h["g_loss"] for h in history]}, title, "loss")
@@ -70,6 +71,7 @@ def plot_losses(history: Sequence[dict], path: str, title: str = "losses") -> No
 
 def plot_accuracy(history: Sequence[dict], path: str, title: str = "discriminator accuracy") -> None:
   """D's accuracy on real and on fake batches against step (0.5 = chance)."""
+  history = [h for h in history if "d_real_acc" in h and "d_fake_acc" in h]
   steps = [h["step"] for h in history]
   _curves(path, steps, {"real": [h["d_real_acc"] for h in history],
                         "fake": [h["d_fake_acc"] for h in history]}, title, "accuracy",

@@ -64,6 +64,8 @@ def test_sample_errors_are_clear(tmp_path, run):
     sample(str(tmp_path / "empty"), 4)
   with pytest.raises(SampleError, match=r"no checkpoint at step 7 .* steps \[1, 2\]"):
     sample(run, 4, step=7)
+  with pytest.raises(SampleError, match="eval_every"):
+    sample(run, 4, best=True)
 
 
 def test_sample_command_writes_npz_and_grid(run, tmp_path):

@@ -123,3 +123,49 @@ def test_unknown_model_argument_is_a_config_error():
   config.generator.widths = (1, 2)
   with pytest.raises(ConfigError, match="widths"):
     trainer.build_state(config, (32, 32, 1))
+
+
+def test_eval_every_logs_quality_and_keeps_the_best_fid_checkpoint(tmp_path, mock_fmnist):
+  from jaxgan import hooks
+  workdir = str(tmp_path / "run")
+  config = _config(eval_every=4, eval_samples=64, eval_cache_dir=str(tmp_path / "cache"))
+  trainer.train_and_evaluate(config, workdir)
+  evals = [r for r in _metrics(workdir) if "fid" in r]
+  assert [r["step"] for r in evals] == [4, 6]  # every 4 steps, and once more at the end
+  for r in evals:
+    assert {"fid", "kid", "kid_std", "precision", "recall", "classifier_score"} <= set(r)
+    assert all(np.isfinite(v) for v in r.values()) and r["fid"] > 0
+  best = min(evals, key=lambda r: r["fid"])
+  with open(os.path.join(workdir, "best.json")) as f:
+    assert json.load(f) == {"step": best["step"], "fid": best["fid"]}
+  best_ckpt = Checkpointer(os.path.join(workdir, "best"))
+  assert best_ckpt.all_steps() == [best["step"]]
+  # The kept checkpoint is the evaluated state: evaluating it again gives the logged FID.
+  template = trainer.build_state(config, (32, 32, 1))
+  restored = best_ckpt.restore(template, best_ckpt.read_meta())
+  again = hooks.Evaluate(config)(restored, best["step"], [])
+  np.testing.assert_allclose(again["fid"], best["fid"], rtol=1e-5)
+  from jaxgan.sample import load_generator
+  assert load_generator(workdir, best=True)[2] == best["step"]
+
+
+def test_eval_every_without_a_feature_network_is_a_config_error(tmp_path):
+  from jaxgan import hooks
+  config = _config(eval_every=10, eval_cache_dir=str(tmp_path))
+  config.dataset = "cifar10"
+  with pytest.raises(ConfigError, match="eval_every"):
+    hooks.Evaluate(config)
+
+
+def test_generator_and_discriminator_learning_rates(mock_fmnist):
+  import jax.numpy as jnp
+  config = _config(learning_rate=1e-3, g_learning_rate=4e-3)
+  g_tx, d_tx = trainer.build_optimizers(config)
+  ones = {"w": jnp.ones(3)}
+  # Adam's first update is -lr * sign(gradient) (up to eps).
+  np.testing.assert_allclose(g_tx.update(ones, g_tx.init(ones))[0]["w"], -4e-3, rtol=1e-4)
+  np.testing.assert_allclose(d_tx.update(ones, d_tx.init(ones))[0]["w"], -1e-3, rtol=1e-4)
+  config.d_learning_rate = -1.0
+  from jaxgan import config as config_lib
+  with pytest.raises(ConfigError, match="d_learning_rate"):
+    config_lib.validate(config)

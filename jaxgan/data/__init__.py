@@ -3,5 +3,21 @@
 from jaxgan.data.tfds_data import (EXPECTED, MANUAL_DIR_ENV, BatchStream, DataError, ImageData,
                                    load, prepare, resolve_manual_dir)
 
-__all__ = ["EXPECTED", "MANUAL_DIR_ENV", "BatchStream", "DataError", "ImageData", "load",
+
+def for_config(config):
+  """The dataset of a run: ``config.dataset``'s train split, decoded at ``config.image_size``.
+
+  Every dataset object has ``example_shape``, ``num_classes`` (0 = no labels),
+  ``name`` and ``stream(batch_size, seed, start=0)``: an endless iterator of
+  dict batches in which batch ``i`` is a pure function of ``(seed, i)``, so a
+  resumed run reads exactly the batches an uninterrupted one would.
+  """
+  from jaxgan.data import toy
+  if config.dataset in toy.DISTRIBUTIONS:  # 2-D toy distributions, sampled in JAX
+    return toy.ToyData(config.dataset)
+  return load(config.dataset, "train", config.image_size or None,
+              data_dir=config.data.data_dir or None, manual_dir=config.data.manual_dir or None)
+
+
+__all__ = ["for_config", "EXPECTED", "MANUAL_DIR_ENV", "BatchStream", "DataError", "ImageData", "load",
            "prepare", "resolve_manual_dir"]

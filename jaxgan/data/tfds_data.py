@@ -133,6 +133,15 @@ class ImageData:
   name: str
   split: str
 
+  @property
+  def example_shape(self) -> tuple[int, ...]:
+    """The shape of one example (``(H, W, C)``)."""
+    return tuple(self.images.shape[1:])
+
+  def stream(self, batch_size: int, seed: int, start: int = 0) -> "BatchStream":
+    """Shuffled batches ``{"image", "label"}``; batch ``i`` is a pure function of ``(seed, i)``."""
+    return BatchStream(self, batch_size, seed, start=start)
+
 
 def load(name: str, split: str = "train", image_size: int | None = None,
          data_dir: str | None = None, manual_dir: str | None = None) -> ImageData:

@@ -1,0 +1,131 @@
+"""What the training loop does besides stepping: pictures and evaluations, as hooks.
+
+The trainer (:func:`jaxgan.trainer.train_and_evaluate`) runs the list that
+:func:`build_hooks` returns for the run's family. A hook is called with the
+plain (single-copy) :class:`~jaxgan.state.GANState` whenever the step crosses a
+multiple of its ``every`` (and once more at the final step if it did not just
+run), and its :meth:`Hook.end` once after training. What a call returns is
+logged: floats to ``metrics.jsonl`` (a record ``{"step": step, **scalars}``) and
+TensorBoard, uint8 ``[H, W, C]`` arrays to TensorBoard as images.
+
+Hooks run in every process of a multi-process run (so collective work such as
+a best-checkpoint save stays in step); only the one built with ``write=True``
+writes files.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable
+
+import jax
+import ml_collections
+import numpy as np
+
+from jaxgan import viz
+from jaxgan.errors import ConfigError
+from jaxgan.state import GANState
+from jaxgan.steps import generate
+
+FIXED_NOISE = 2**31 - 1  # fold_in tag of the fixed sample-grid noise
+EVAL_NOISE = 2**31 - 2   # fold_in tag of the evaluation noise
+
+History = list[dict[str, Any]]
+
+
+class Hook:
+  """Base class: override ``__call__`` and/or ``end``."""
+
+  every: int = 0  # run when the step crosses a multiple of ``every`` (0 = only ``end``)
+
+  def __call__(self, state: GANState, step: int, history: History) -> dict[str, Any]:
+    return {}
+
+  def end(self, state: GANState, step: int, history: History) -> list[str]:
+    """Lines for the run's final summary."""
+    return []
+
+
+def fixed_noise(state: GANState, num: int) -> jax.Array:
+  """The run's fixed latent batch (a function of the run key only): one grid shows one ``z`` over time."""
+  return jax.random.normal(jax.random.fold_in(state.key, FIXED_NOISE), (num, state.latent_dim))
+
+
+class SampleGrid(Hook):
+  """``samples/step_XXXXXXX.png`` from the fixed noise every ``sample_every`` steps, ``final.png`` at the end."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, write: bool = True):
+    self.every = int(config.sample_every)
+    self.num = int(config.num_samples)
+    self.ncols = int(np.ceil(np.sqrt(self.num)))
+    self.directory = os.path.join(workdir, "samples")
+    self.write = write
+
+  def _grid(self, state: GANState, name: str) -> np.ndarray:
+    images = np.asarray(generate(state, fixed_noise(state, self.num)))
+    path = os.path.join(self.directory, name)
+    if self.write:
+      os.makedirs(self.directory, exist_ok=True)
+      return viz.save_grid(images, path, self.ncols)
+    return viz.make_grid(images, self.ncols)
+
+  def __call__(self, state, step, history):
+    return {"samples": self._grid(state, f"step_{step:07d}.png")}
+
+  def end(self, state, step, history):
+    self._grid(state, "final.png")
+    return [f"samples      {self.directory}  (final: {os.path.join(self.directory, 'final.png')})"]
+
+
+class Evaluate(Hook):
+  """FID, KID, precision/recall and classifier score every ``eval_every`` steps (:mod:`jaxgan.metrics`).
+
+  ``eval_samples`` images from one fixed noise batch (so successive numbers
+  differ only by the generator) against the cached statistics of the real test
+  split. The trainer keeps the checkpoint with the lowest FID in ``best/``.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, write: bool = True,
+               log: Callable[[str], None] | None = None):
+    from jaxgan.metrics import Evaluator, WeightsError
+    self.every = int(config.eval_every)
+    self.num = int(config.eval_samples)
+    self.write = write
+    try:
+      self.evaluator = Evaluator(
+          config.dataset, config.image_size or None, num_samples=self.num,
+          data_dir=config.data.data_dir or None, manual_dir=config.data.manual_dir or None,
+          cache_dir=config.get("eval_cache_dir", "") or None, log=log)
+    except WeightsError as e:
+      raise ConfigError(f"config.eval_every={self.every}: {e} (or set --config.eval_every=0)") from None
+    self.last: dict[str, float] = {}
+
+  def __call__(self, state, step, history):
+    from jaxgan.sample import generate_images
+    seed = int(jax.random.randint(jax.random.fold_in(state.key, EVAL_NOISE), (), 0, 2**31 - 1))
+    images = generate_images(state, state.latent_dim, self.num, seed=seed)
+    result = self.evaluator.evaluate(images)
+    self.last = {k: float(v) for k, v in result.items() if k != "num_samples"}
+    return dict(self.last)
+
+  def end(self, state, step, history):
+    if not self.last:
+      return []
+    m = self.last
+    return [f"quality      FID {m['fid']:.2f}  KID {m['kid']:.4f} ± {m['kid_std']:.4f}  "
+            f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
+            f"classifier score {m['classifier_score']:.2f}  ({self.num} samples, "
+            f"{self.evaluator.dataset}/{self.evaluator.split})"]
+
+
+def build_hooks(config: ml_collections.ConfigDict, workdir: str, data: Any, write: bool = True,
+                log: Callable[[str], None] | None = None) -> list[Hook]:
+  """The hooks of a run: its family's pictures, then the quality evaluation if ``eval_every``."""
+  from jaxgan.data import toy
+  if config.dataset in toy.DISTRIBUTIONS:  # 2-D toy data: the four-panel film + mode metrics
+    from jaxgan.toylab import ToyFilm
+    return [ToyFilm(config, workdir, write)]
+  hooks: list[Hook] = [SampleGrid(config, workdir, write)]
+  if config.get("eval_every", 0):
+    hooks.append(Evaluate(config, write, log))
+  return hooks
