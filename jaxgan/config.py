@@ -61,12 +61,17 @@ def base_config() -> ml_collections.ConfigDict:
   c.progress = True                 # tqdm progress bar
   # Data: tfds data_dir ('' = tfds default) and a directory of raw files for
   # offline machines ('' = $JAXGAN_MANUAL_DIR, else download).
-  c.data = ml_collections.ConfigDict({"data_dir": "", "manual_dir": ""})
+  # process_split (multi-process runs): "shard" = each process reads its own even part of the
+  # train split (tfds.even_splits) and feeds batch_size / processes examples per step; "full" =
+  # every process reads the whole split and feeds its rows of one global batch (the run then
+  # equals a one-process run exactly).
+  c.data = ml_collections.ConfigDict({"data_dir": "", "manual_dir": "", "process_split": "shard"})
   return c
 
 
 OPTIMIZERS = ("adam", "rmsprop")
 PARALLEL_MODES = ("shard_map", "pmap")
+PROCESS_SPLITS = ("shard", "full")
 
 def dcgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Puts the DCGAN-32 networks (Radford et al., 2016) into ``config``; shared by the DCGAN-body recipes.
@@ -133,6 +138,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "num_devices" else 1):
       raise ConfigError(f"config.{key} must be a {'non-negative' if key == 'num_devices' else 'positive'} "
                         f"integer, got {value!r}")
+  process_split = config.get("data", {}).get("process_split", "shard")
+  if process_split not in PROCESS_SPLITS:
+    raise ConfigError(f"config.data.process_split={process_split!r} is unknown; choose one of "
+                      f"{list(PROCESS_SPLITS)}")
   if config.get("parallel", "shard_map") not in PARALLEL_MODES:
     raise ConfigError(f"config.parallel={config.parallel!r} is unknown; choose one of {list(PARALLEL_MODES)}")
   k = config.get("steps_per_call", 1)

@@ -165,14 +165,18 @@ class DataParallel:
       return jax.tree.map(lambda x: x.addressable_shards[0].data[0], state)
     return jax.tree.map(lambda x: x.addressable_shards[0].data, state)
 
-  def shard(self, batch: dict[str, Any], batch_axis: int = 0) -> dict[str, Any]:
+  def shard(self, batch: dict[str, Any], batch_axis: int = 0, process_local: bool = False
+            ) -> dict[str, Any]:
     """Places a global batch: examples along ``batch_axis`` are split evenly over the devices.
 
     Device ``i`` gets the ``i``-th contiguous block (the block of noise
-    :func:`jaxgan.steps.local_draw` gives it).
+    :func:`jaxgan.steps.local_draw` gives it). In a multi-process run every
+    process passes the same global batch and only its devices' rows are used,
+    or, with ``process_local``, each process passes just its own rows (its
+    part of the global batch, read from its own shard of the data).
     """
     if jax.process_count() > 1:
-      return self._shard_process_local(batch, batch_axis)
+      return self._shard_multi_process(batch, batch_axis, process_local)
 
     def place(x):
       x = np.asarray(x)
@@ -193,15 +197,19 @@ class DataParallel:
       raise ValueError("this process's devices are not contiguous in the mesh")
     return slice(mine[0] * per_device, (mine[-1] + 1) * per_device)
 
-  def _shard_process_local(self, batch, batch_axis):
-    """Multi-process: each process passes the whole global batch; only its own rows are used."""
+  def _shard_multi_process(self, batch, batch_axis, process_local):
     if self.mode == "pmap":
       raise ValueError("multi-process training uses parallel='shard_map' (jax.jit + shard_map); "
                        "set --config.parallel=shard_map")
     spec = NamedSharding(self.mesh, P(*([None] * batch_axis), self.axis_name))
+    local_devices = sum(d.process_index == jax.process_index() for d in self.devices)
 
     def place(x):
       x = np.asarray(x)
+      if process_local:
+        shape = list(x.shape)
+        shape[batch_axis] = x.shape[batch_axis] * self.num_devices // local_devices
+        return jax.make_array_from_process_local_data(spec, x, tuple(shape))
       rows = self.process_rows(x.shape[batch_axis])
       local = x[(slice(None),) * batch_axis + (rows,)]
       return jax.make_array_from_process_local_data(spec, local, x.shape)

@@ -118,8 +118,9 @@ class _Runner:
   Checkpoints and samples always see the plain single copy (:meth:`plain`).
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, devices: list):
+  def __init__(self, config: ml_collections.ConfigDict, devices: list, process_local: bool = False):
     options = config_lib.step_options(config)
+    self.process_local = process_local
     self.steps_per_call = int(config.get("steps_per_call", 1))
     self.batch_axis = parallel.batch_axis(options["n_critic"], self.steps_per_call)
     self.dp = None
@@ -143,7 +144,7 @@ class _Runner:
   def __call__(self, state: GANState, batch: dict) -> tuple[GANState, dict]:
     if self.dp is None:
       return self.step(state, batch)
-    state, metrics = self.step(state, self.dp.shard(batch, self.batch_axis))
+    state, metrics = self.step(state, self.dp.shard(batch, self.batch_axis, self.process_local))
     return state, self.dp.metrics(metrics)
 
 
@@ -267,12 +268,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   if main:
     os.makedirs(workdir, exist_ok=True)
 
-  data = data_lib.for_config(config)
+  procs = jax.process_count()
+  data = data_lib.for_config(config, jax.process_index(), procs)
+  # Several processes, each reading its own part of the split: each feeds its own rows.
+  process_local = procs > 1 and getattr(data, "split", "train") != "train"
+  local_batch = config.batch_size // procs if process_local else config.batch_size
   image_shape = data.example_shape
   state = build_state(config, image_shape)
   meta = config_lib.model_meta(config, image_shape)
   n_critic = config_lib.step_options(config)["n_critic"]
-  runner = _Runner(config, devices)
+  runner = _Runner(config, devices, process_local)
   per_call = runner.steps_per_call
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
@@ -327,15 +332,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
 
   from tqdm import tqdm
   # Every step reads n_critic batches (one per D update), so step i starts at batch i * n_critic.
-  stream = data.stream(config.batch_size, config.seed, start=start * n_critic)
+  stream = data.stream(local_batch, config.seed, start=start * n_critic)
   pbar = tqdm(total=config.num_steps, initial=start, disable=not (config.progress and main),
               dynamic_ncols=True, desc="train", unit="step")
   if resumed_from is not None and main:
     pbar.write(f"resumed from {ckpt.directory} at step {start}")
   if len(devices) > 1 and main:
-    procs = f" in {jax.process_count()} processes" if jax.process_count() > 1 else ""
+    where = f" in {procs} processes" if procs > 1 else ""
     pbar.write(f"data-parallel ({runner.dp.mode}) over {len(devices)} {devices[0].platform} devices"
-               f"{procs}, {config.batch_size // len(devices)} examples each")
+               f"{where}, {config.batch_size // len(devices)} examples each")
+  if process_local:  # every process says which part of the data it reads
+    pbar.write(f"process {jax.process_index()}: reads {data.name}/{data.split}, feeds "
+               f"{local_batch} examples per batch")
   state = runner.place(state)
   window: list[dict] = []
   t_window, n_window = time.perf_counter(), 0

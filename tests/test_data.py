@@ -50,6 +50,23 @@ def test_mock_pipeline_normalises_and_resizes(mock_fmnist):
   assert native.images.shape == (256, 28, 28, 1)
 
 
+def test_process_parts_partition_the_split(real_data_dir):
+  """Multi-process runs: process i of n reads the i-th even part; the parts tile the split in order."""
+  import ml_collections
+  from jaxgan.data import for_config
+  full = load("fashion_mnist", "train", None, data_dir=real_data_dir)
+  config = ml_collections.ConfigDict({"dataset": "fashion_mnist", "image_size": 0, "data": {
+      "data_dir": real_data_dir, "manual_dir": "", "process_split": "shard"}})
+  parts = [for_config(config, i, 2) for i in range(2)]
+  assert [p.split for p in parts] == ["train[0:30000]", "train[30000:60000]"]
+  np.testing.assert_array_equal(np.concatenate([p.images for p in parts]), full.images)
+  np.testing.assert_array_equal(np.concatenate([p.labels for p in parts]), full.labels)
+  third = load("fashion_mnist", "train", None, data_dir=real_data_dir, part=(2, 3))
+  np.testing.assert_array_equal(third.images, full.images[40000:])
+  config.data.process_split = "full"   # every process reads all of it
+  assert for_config(config, 1, 2).split == "train"
+
+
 def test_offline_without_manual_dir_fails_fast(tmp_path, monkeypatch):
   monkeypatch.delenv("JAXGAN_MANUAL_DIR", raising=False)
   monkeypatch.setattr(tfds_data, "_reachable", lambda *a, **k: False)  # no network

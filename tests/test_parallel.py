@@ -207,28 +207,37 @@ def _free_port():
     return s.getsockname()[1]
 
 
-def test_two_processes_train_like_one(tmp_path, real_data_dir):
-  """Two processes on this machine (CPU, coordinator on 127.0.0.1, gloo collectives), 2 devices
-  each: they end with identical parameters (the trainer asserts it across processes) equal to
-  one process on one device with the same global batch; only process 0 writes."""
-  import json
+def _two_processes(workdir, args):
+  """Runs train.py as two processes (2 host CPU devices each); returns (return codes, outputs)."""
   import subprocess
   import sys
+  repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = {**os.environ, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+  dist = ["--workdir", workdir, f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2"]
+  procs = [subprocess.Popen([sys.executable, os.path.join(repo, "train.py"), *args, *dist,
+                             f"--process_id={i}"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True) for i in (1, 0)]
+  outs = [p.communicate(timeout=300)[0] for p in procs]
+  return [p.returncode for p in procs], outs
+
+
+def test_two_processes_train_like_one(tmp_path, real_data_dir):
+  """Two processes on this machine (CPU, coordinator on 127.0.0.1, gloo collectives), 2 devices
+  each: they end with identical parameters (the trainer asserts it across processes). Reading the
+  whole split in each process (process_split=full), they equal one process on one device with the
+  same global batch; only process 0 writes. Reading one half each (process_split=shard, the
+  default) they also train in lockstep."""
+  import json
   repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   args = ["--config", os.path.join(repo, "configs", "dcgan_fmnist.py"),
           "--config.num_steps=4", "--config.batch_size=16", "--config.log_every=1",
           "--config.checkpoint_every=2", "--config.sample_every=4", "--config.latent_dim=8",
           "--config.generator.features=(16,8,4)", "--config.discriminator.features=(4,8,16)",
           "--config.progress=False", f"--config.data.data_dir={real_data_dir}"]
-  env = {**os.environ, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
   multi = str(tmp_path / "multi")
-  dist = ["--workdir", multi, f"--coordinator_address=127.0.0.1:{_free_port()}", "--num_processes=2"]
-  procs = [subprocess.Popen([sys.executable, os.path.join(repo, "train.py"), *args, *dist,
-                             f"--process_id={i}"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True) for i in (1, 0)]
-  outs = [p.communicate(timeout=300)[0] for p in procs]
-  assert [p.returncode for p in procs] == [0, 0], outs[1][-3000:] + outs[0][-3000:]
+  codes, outs = _two_processes(multi, args + ["--config.data.process_split=full"])
+  assert codes == [0, 0], outs[1][-3000:] + outs[0][-3000:]
   assert "over 4 cpu devices in 2 processes" in outs[1]
   assert "checkpoints" in outs[1] and "checkpoints" not in outs[0]  # only process 0 reports
 
@@ -245,3 +254,12 @@ def test_two_processes_train_like_one(tmp_path, real_data_dir):
   a, b = (Checkpointer(os.path.join(w, "checkpoints")) for w in (multi, single))
   assert a.all_steps() == b.all_steps() == [2, 4]
   _close(a.restore(template, a.read_meta()), b.restore(template, b.read_meta()), rtol=1e-4, atol=1e-5)
+
+  sharded = str(tmp_path / "sharded")
+  codes, outs = _two_processes(sharded, args)
+  assert codes == [0, 0], outs[1][-3000:] + outs[0][-3000:]
+  assert "process 0: reads fashion_mnist/train[0:30000], feeds 8 examples per batch" in outs[1]
+  assert "process 1: reads fashion_mnist/train[30000:60000], feeds 8 examples per batch" in outs[0]
+  assert [r["step"] for r in records(sharded)] == [1, 2, 3, 4]
+  # Other data than the full-split run: the losses differ.
+  assert not np.allclose([r["d_loss"] for r in records(sharded)], [r["d_loss"] for r in got])

@@ -144,12 +144,26 @@ class ImageData:
 
 
 def load(name: str, split: str = "train", image_size: int | None = None,
-         data_dir: str | None = None, manual_dir: str | None = None) -> ImageData:
-  """Builds (if needed) and decodes a whole split with tf.data into host memory."""
+         data_dir: str | None = None, manual_dir: str | None = None,
+         part: tuple[int, int] = (0, 1)) -> ImageData:
+  """Builds (if needed) and decodes a whole split with tf.data into host memory.
+
+  ``part=(i, n)`` reads only the ``i``-th of ``n`` equal contiguous parts of the
+  split (the remainder dropped, as ``tfds.even_splits(..., drop_remainder=True)``),
+  e.g. one process's share in a multi-process run; ``ImageData.split`` then
+  reads ``"train[i*k:(i+1)*k]"``.
+  """
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")  # tf.data only; keep accelerators for JAX
   tfds = _tfds()
   builder = prepare(name, data_dir, manual_dir)
+  index, count = part
+  if count > 1:
+    total = builder.info.splits[split].num_examples
+    per = total // count
+    if per == 0:
+      raise DataError(f"{name}/{split} has {total} examples, fewer than the {count} processes")
+    split = f"{split}[{index * per}:{(index + 1) * per}]"
   try:
     ds = builder.as_dataset(split=split, shuffle_files=False)
   except Exception as e:
