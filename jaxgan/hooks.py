@@ -121,6 +121,10 @@ class Evaluate(Hook):
 def build_hooks(config: ml_collections.ConfigDict, workdir: str, data: Any, write: bool = True,
                 log: Callable[[str], None] | None = None) -> list[Hook]:
   """The hooks of a run: its family's pictures, then the quality evaluation if ``eval_every``."""
+  from jaxgan.data import toy
+  if config.dataset in toy.DISTRIBUTIONS:  # 2-D toy data: the four-panel film + mode metrics
+    from jaxgan.toylab import ToyFilm
+    return [ToyFilm(config, workdir, write)]
   hooks: list[Hook] = [SampleGrid(config, workdir, write)]
   if config.get("eval_every", 0):
     hooks.append(Evaluate(config, write, log))

@@ -16,6 +16,9 @@ def for_config(config, process_index: int = 0, process_count: int = 1):
   dict batches in which batch ``i`` is a pure function of ``(seed, i)``, so a
   resumed run reads exactly the batches an uninterrupted one would.
   """
+  from jaxgan.data import toy
+  if config.dataset in toy.DISTRIBUTIONS:  # 2-D toy distributions, sampled in JAX
+    return toy.ToyData(config.dataset)
   shard = process_count > 1 and config.data.get("process_split", "shard") == "shard"
   return load(config.dataset, "train", config.image_size or None,
               data_dir=config.data.data_dir or None, manual_dir=config.data.manual_dir or None,

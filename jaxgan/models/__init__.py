@@ -15,12 +15,14 @@ from jaxgan.models.began import BEGANDiscriminator, BEGANGenerator
 from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from jaxgan.models.layers import Upsample2x
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
+from jaxgan.models.toy2d import Toy2DDiscriminator, Toy2DGenerator
 
 # family name -> (generator class, discriminator class)
 MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "mlp": (MLPGenerator, MLPDiscriminator),
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "began": (BEGANGenerator, BEGANDiscriminator),
+    "toy2d": (Toy2DGenerator, Toy2DDiscriminator),
 }
 
 
@@ -38,4 +40,4 @@ def build_models(name: str, image_shape: Sequence[int], latent_dim: int,
 
 __all__ = ["MODELS", "build_models", "MLPGenerator", "MLPDiscriminator",
            "DCGANGenerator", "DCGANDiscriminator", "BEGANGenerator", "BEGANDiscriminator",
-           "Upsample2x"]
+           "Toy2DGenerator", "Toy2DDiscriminator", "Upsample2x"]
