@@ -30,6 +30,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import optax
 from jax import lax
 
 Array = jax.Array
@@ -296,3 +297,141 @@ def r1_penalty(critic_fn: Callable[[Array], Array], real: Array) -> Array:
   """
   g = critic_input_gradients(critic_fn, real)
   return _mean(jnp.sum(jnp.square(g.astype(jnp.float32)).reshape(g.shape[0], -1), axis=1))
+
+# ----------------------------------------------------------------------------------------
+# Image-to-image translation (CycleGAN, StarGAN): L1 terms and the domain classification
+# loss. Each returns the term without its weight (lambda); the steps apply the weights.
+
+def l1_loss(x: Array, y: Array) -> Array:
+  r"""Mean absolute error over every element, :math:`\mathrm{mean}|x - y|` (PyTorch's ``L1Loss``)."""
+  if x.shape != y.shape:
+    raise ValueError(f"L1 loss of arrays of different shapes: {x.shape} vs {y.shape}")
+  return _mean(jnp.abs(x.astype(jnp.float32) - y.astype(jnp.float32)))
+
+
+def cycle_consistency_loss(real: Array, reconstructed: Array) -> Array:
+  r"""Cycle-consistency loss of one direction (CycleGAN; Zhu et al., 2017, eq. 2), without lambda.
+
+  .. math:: L_{cyc} = \mathbb{E}_x\big[\|F(G(x)) - x\|_1\big]
+
+  as a mean over pixels (the reference's ``L1Loss``); the full loss adds the
+  other direction, :math:`\mathbb{E}_y\|G(F(y)) - y\|_1`, and is weighted by
+  ``lambda = 10``.
+  """
+  return l1_loss(reconstructed, real)
+
+
+def identity_loss(real: Array, mapped: Array) -> Array:
+  r"""Identity-mapping loss (Zhu et al., 2017, sec. 5.2, after Taigman et al., 2017), without weight.
+
+  .. math:: L_{idt} = \mathbb{E}_y\big[\|G(y) - y\|_1\big]
+
+  for ``G: X -> Y`` applied to a real ``y`` of its own target domain; the
+  reference code weights it ``0.5 * lambda``.
+  """
+  return l1_loss(mapped, real)
+
+
+def reconstruction_loss(real: Array, reconstructed: Array) -> Array:
+  r"""StarGAN's reconstruction loss (Choi et al., 2018, eq. 4), without ``lambda_rec``.
+
+  .. math:: L_{rec} = \mathbb{E}_{x, c, c'}\big[\|x - G(G(x, c), c')\|_1\big]
+
+  with ``c`` the target and ``c'`` the original domain label.
+  """
+  return l1_loss(reconstructed, real)
+
+
+CLASSIFICATION_LOSSES = ("softmax", "bce")
+
+
+def domain_classification_losses(logits: Array, labels: Array, kind: str = "softmax") -> Array:
+  r"""Per-example domain classification loss :math:`-\log D_{cls}(c \mid x)` (Choi et al., 2018, eq. 2-3).
+
+  * ``"softmax"`` (single-label datasets, e.g. RaFD's expressions): softmax
+    cross-entropy :math:`-\sum_k y_k \log \mathrm{softmax}(l)_k` with
+    ``labels`` one-hot (or probabilities) ``[N, K]``, or class indices ``[N]``.
+  * ``"bce"`` (multi-attribute labels, e.g. CelebA's hair colour, gender,
+    age): binary cross-entropy per attribute, summed over the ``K``
+    attributes, :math:`-\sum_k [y_k \log\sigma(l_k) + (1 - y_k)\log\sigma(-l_k)]`.
+
+  Returns ``[N]``; :func:`domain_classification_loss` averages it over the
+  batch (for ``"bce"`` that is the reference's sum over attributes divided
+  by the batch size).
+  """
+  logits = logits.astype(jnp.float32)
+  if kind == "softmax":
+    if labels.ndim == logits.ndim - 1 and jnp.issubdtype(labels.dtype, jnp.integer):
+      return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    _check_label_shape(logits, labels)
+    return optax.softmax_cross_entropy(logits, labels.astype(jnp.float32))
+  if kind == "bce":
+    _check_label_shape(logits, labels)
+    return jnp.sum(optax.sigmoid_binary_cross_entropy(logits, labels.astype(jnp.float32)), axis=-1)
+  raise ValueError(f"unknown domain classification loss {kind!r}; choose one of "
+                   f"{list(CLASSIFICATION_LOSSES)}")
+
+
+def _check_label_shape(logits: Array, labels: Array) -> None:
+  if labels.shape != logits.shape:
+    raise ValueError(f"domain labels of shape {tuple(labels.shape)} do not match the classifier's "
+                     f"logits {tuple(logits.shape)}: give one label entry per domain logit")
+
+
+def domain_classification_loss(logits: Array, labels: Array, kind: str = "softmax") -> Array:
+  r"""Batch mean of :func:`domain_classification_losses` (StarGAN's :math:`L_{cls}`, without ``lambda_cls``).
+
+  For D on real images, :math:`L^r_{cls} = \mathbb{E}_{x,c'}[-\log D_{cls}(c'|x)]`
+  (eq. 2); for G on translated images, :math:`L^f_{cls} =
+  \mathbb{E}_{x,c}[-\log D_{cls}(c|G(x, c))]` (eq. 3).
+  """
+  return _mean(domain_classification_losses(logits, labels, kind))
+
+
+def masked_domain_classification_loss(logits: Array, labels: Array, mask: Array,
+                                      sizes, kinds="softmax") -> Array:
+  r"""StarGAN's multi-dataset classification loss with the mask vector (Choi et al., 2018, sec. 3.2).
+
+  Several datasets, each with its own label set of ``sizes[d]`` entries, are
+  trained together: the label vector is the concatenation
+  :math:`\tilde c = [c_1, \ldots, c_n]` (the unknown datasets' parts are
+  zeros) and ``mask`` ``[N, n]`` is the one-hot vector :math:`m` saying which
+  dataset's labels are known. The classifier outputs ``sum(sizes)`` logits;
+  only the known part counts:
+
+  .. math:: L_{cls} = \frac1N \sum_i \sum_d m_{id}\, \ell_{d}\big(l_{i, S_d}, \tilde c_{i, S_d}\big)
+
+  with :math:`S_d` dataset ``d``'s slice and :math:`\ell_d` its per-example
+  loss (``kinds[d]``: ``"softmax"`` or ``"bce"``, or one kind for all), so the
+  unknown datasets' logits get no loss and no gradient.
+  """
+  sizes = tuple(int(s) for s in sizes)
+  kinds = (kinds,) * len(sizes) if isinstance(kinds, str) else tuple(kinds)
+  if len(sizes) < 2:
+    raise ValueError(f"the mask vector needs at least two datasets, got label sizes {sizes}; "
+                     f"use domain_classification_loss for one dataset")
+  if len(kinds) != len(sizes):
+    raise ValueError(f"{len(kinds)} loss kinds for {len(sizes)} datasets; give one per dataset")
+  if logits.shape[-1] != sum(sizes) or labels.shape != logits.shape:
+    raise ValueError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must both have "
+                     f"sum(sizes) = {sum(sizes)} entries per example (label sizes {sizes})")
+  if mask.shape != logits.shape[:-1] + (len(sizes),):
+    raise ValueError(f"the mask has shape {tuple(mask.shape)}; expected "
+                     f"{tuple(logits.shape[:-1]) + (len(sizes),)} (one entry per dataset)")
+  total, start = jnp.zeros(logits.shape[:-1], jnp.float32), 0
+  for d, (size, kind) in enumerate(zip(sizes, kinds)):
+    part = domain_classification_losses(logits[..., start:start + size],
+                                        labels[..., start:start + size], kind)
+    # where, not a product: an unknown part's loss (even inf/nan) never leaks into the sum.
+    total = total + jnp.where(mask[..., d] > 0, mask[..., d].astype(jnp.float32) * part, 0.0)
+    start += size
+  return _mean(total)
+
+
+def domain_classification_accuracy(logits: Array, labels: Array, kind: str = "softmax") -> Array:
+  """Share of correct domain predictions: argmax for ``"softmax"``, the sign of each attribute's logit for ``"bce"``."""
+  if kind == "softmax":
+    target = labels if labels.ndim == logits.ndim - 1 else jnp.argmax(labels, axis=-1)
+    return _mean(jnp.argmax(logits, axis=-1) == target)
+  return _mean((logits > 0) == (labels > 0.5))
+
