@@ -169,6 +169,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if (isinstance(lambda_k, bool) or not isinstance(lambda_k, (int, float))
         or not math.isfinite(lambda_k) or lambda_k < 0):
       raise ConfigError(f"config.began.lambda_k must be a number >= 0, got {lambda_k!r}")
+  from jaxgan import conditional_hooks
+  conditional_hooks.check_family(config)
   penalties = [k for k in ("gp_weight", "r1_weight") if config.get(k, 0.0) > 0]
   if penalties and discriminator_has_batchnorm(config):
     raise ConfigError(
@@ -186,6 +188,8 @@ def step_options(config: ml_collections.ConfigDict) -> dict:
              "gp_one_sided": bool(config.get("gp_one_sided", False)),
              "r1_weight": float(config.get("r1_weight", 0.0)),
              "clip": clip if clip > 0 else None}
+  from jaxgan import conditional_hooks
+  options.update(conditional_hooks.step_options(config))  # ACGAN / SGAN weights
   if "began" in config:
     options["began_gamma"] = float(config.began.gamma)
     options["began_lambda_k"] = float(config.began.lambda_k)

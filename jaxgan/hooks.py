@@ -125,6 +125,10 @@ def build_hooks(config: ml_collections.ConfigDict, workdir: str, data: Any, writ
   if config.dataset in toy.DISTRIBUTIONS:  # 2-D toy data: the four-panel film + mode metrics
     from jaxgan.toylab import ToyFilm
     return [ToyFilm(config, workdir, write)]
+  from jaxgan import conditional_hooks
+  labelled = conditional_hooks.build_hooks(config, workdir, data, write, log)
+  if labelled is not None:  # cGAN / ACGAN / semi-supervised GAN: class-by-row grids, their metrics
+    return labelled
   hooks: list[Hook] = [SampleGrid(config, workdir, write)]
   if config.get("eval_every", 0):
     hooks.append(Evaluate(config, write, log))

@@ -298,6 +298,7 @@ def r1_penalty(critic_fn: Callable[[Array], Array], real: Array) -> Array:
   g = critic_input_gradients(critic_fn, real)
   return _mean(jnp.sum(jnp.square(g.astype(jnp.float32)).reshape(g.shape[0], -1), axis=1))
 
+
 # ----------------------------------------------------------------------------------------
 # Image-to-image translation (CycleGAN, StarGAN): L1 terms and the domain classification
 # loss. Each returns the term without its weight (lambda); the steps apply the weights.
@@ -435,3 +436,108 @@ def domain_classification_accuracy(logits: Array, labels: Array, kind: str = "so
     return _mean(jnp.argmax(logits, axis=-1) == target)
   return _mean((logits > 0) == (labels > 0.5))
 
+
+# ----------------------------------------------------------------------------------------
+# Label-aware GANs (ACGAN, semi-supervised GAN). Class logits are ``[N, K]``, labels int ``[N]``.
+
+def class_cross_entropy(class_logits: Array, labels: Array) -> Array:
+  r"""Mean softmax cross-entropy :math:`-\mathbb{E}[\log \mathrm{softmax}(l)_y]` of integer labels ``y``."""
+  return _mean(optax.softmax_cross_entropy_with_integer_labels(
+      class_logits.astype(jnp.float32), jnp.asarray(labels, jnp.int32)))
+
+
+def class_accuracy(class_logits: Array, labels: Array) -> Array:
+  """Share of examples whose arg-max class is the label."""
+  return _mean(jnp.argmax(class_logits, axis=-1) == labels)
+
+
+def acgan_discriminator_loss(kind: str, real_source: Array, fake_source: Array,
+                             real_class_logits: Array, fake_class_logits: Array,
+                             real_labels: Array, fake_labels: Array,
+                             class_weight: float = 1.0) -> Array:
+  r"""ACGAN discriminator loss (Odena, Olah & Shlens, 2017, eq. 2-3), to minimise.
+
+  .. math::
+     L_D = L^{adv}_D + w\,\big(\mathbb{E}[-\log P(C = c \mid x)] + \mathbb{E}[-\log P(C = c \mid G(z, c))]\big)
+
+  D maximises :math:`L_S + L_C` in the paper; :math:`L^{adv}_D` is the
+  adversarial (source) loss of the objective ``kind`` (:data:`LOSSES`; the
+  paper's is ``"nonsaturating"``'s :math:`-L_S`) on the source logits, and
+  the class term is the cross-entropy of the class head on the real images
+  with their labels and on the fakes with the labels they were generated
+  for. ``w = class_weight`` (1 in the paper).
+  """
+  adv = discriminator_loss(kind, real_source, fake_source)
+  return adv + class_weight * (class_cross_entropy(real_class_logits, real_labels)
+                               + class_cross_entropy(fake_class_logits, fake_labels))
+
+
+def acgan_generator_loss(kind: str, fake_source: Array, fake_class_logits: Array,
+                         fake_labels: Array, class_weight: float = 1.0) -> Array:
+  r"""ACGAN generator loss (Odena et al., 2017): G maximises :math:`L_C - L_S`; here, to minimise,
+
+  .. math:: L_G = L^{adv}_G + w\,\mathbb{E}[-\log P(C = c \mid G(z, c))]
+
+  with the adversarial generator loss of ``kind`` (the non-saturating form
+  in practice, as in the reference implementations).
+  """
+  return generator_loss(kind, fake_source) + class_weight * class_cross_entropy(
+      fake_class_logits, fake_labels)
+
+
+def sgan_log_z(class_logits: Array) -> Array:
+  r""":math:`\log Z(x) = \log\sum_k \exp l_k(x)`: the semi-supervised discriminator's real-vs-fake logit.
+
+  With K logits and the fake class's logit fixed at 0 (Salimans et al.,
+  2016, sec. 5), :math:`p(\text{real} \mid x) = Z / (Z + 1) = \sigma(\log Z)`.
+  """
+  return jax.nn.logsumexp(class_logits.astype(jnp.float32), axis=-1)
+
+
+def sgan_real_probability(class_logits: Array) -> Array:
+  r""":math:`D(x) = Z(x) / (Z(x) + 1)`, :math:`Z = \sum_k \exp l_k`, computed stably as :math:`\sigma(\log Z)`."""
+  return jax.nn.sigmoid(sgan_log_z(class_logits))
+
+
+def sgan_supervised_loss(class_logits: Array, labels: Array) -> Array:
+  r"""Supervised term of the semi-supervised GAN (Salimans et al., 2016, eq. 5): :math:`-\mathbb{E}[\log p(y \mid x, y < K+1)]`.
+
+  The K-way softmax cross-entropy on labelled examples (the implicit fake
+  class does not enter: it is conditioned away).
+  """
+  return class_cross_entropy(class_logits, labels)
+
+
+def sgan_unsupervised_loss(real_logits: Array, fake_logits: Array) -> Array:
+  r"""Unsupervised term of the semi-supervised GAN (Salimans et al., 2016, eq. 5), on class logits.
+
+  .. math::
+     L_{unsup} = -\mathbb{E}_x[\log D(x)] - \mathbb{E}_z[\log(1 - D(G(z)))],\qquad
+     D = \frac{Z}{Z + 1} = \sigma(\log Z)
+
+  i.e. :func:`bce_discriminator_loss` on the logits :math:`\log Z`
+  (:func:`sgan_log_z`); unlabelled real images on the left, fakes on the
+  right. Salimans et al.'s code weights it 1/2 relative to the supervised
+  term (the trainer's ``unsupervised_weight``).
+  """
+  return bce_discriminator_loss(sgan_log_z(real_logits), sgan_log_z(fake_logits))
+
+
+def sgan_generator_loss(fake_logits: Array) -> Array:
+  r"""Non-saturating generator loss of the semi-supervised GAN: :math:`-\mathbb{E}_z[\log D(G(z))]`, :math:`D = \sigma(\log Z)`."""
+  return nonsaturating_generator_loss(sgan_log_z(fake_logits))
+
+
+def feature_matching_loss(real_features: Array, fake_features: Array) -> Array:
+  r"""Feature matching (Salimans et al., 2016, sec. 3.1), as a mean over the F features.
+
+  .. math:: L_G = \frac1F\big\|\mathbb{E}_x f(x) - \mathbb{E}_z f(G(z))\big\|_2^2
+
+  with :math:`f` an intermediate layer of D (``[N, F]`` activations; the
+  batch means are the expectations). The real statistics are a target:
+  no gradient flows into them. Salimans et al.'s code takes the same mean of
+  squared differences of the last hidden layer.
+  """
+  real = lax.stop_gradient(jnp.mean(real_features.astype(jnp.float32), axis=0))
+  fake = jnp.mean(fake_features.astype(jnp.float32), axis=0)
+  return jnp.mean(jnp.square(real - fake))

@@ -67,10 +67,37 @@ def load_generator(workdir: str, step: int | None = None, best: bool = False):
   return state, config, step
 
 
+def sample_labels(state, num: int, label: int | None = None) -> "np.ndarray | None":
+  """The class labels of ``num`` samples of a conditional generator (None for an unconditional one).
+
+  ``label=None``: every class in turn (``i % K``, balanced); else all ``label``,
+  which must lie in ``[0, K)``.
+  """
+  import numpy as np
+
+  from jaxgan.state import takes_label
+  if not takes_label(state.generator):
+    if label is not None:
+      raise SampleError(f"--label {label}: this run's generator is unconditional (it takes no "
+                        f"label); drop --label, or sample a conditional run (cgan_*, acgan)")
+    return None
+  k = int(state.generator.num_classes)
+  if label is None:
+    return (np.arange(num) % k).astype(np.int32)
+  if not 0 <= int(label) < k:
+    raise SampleError(f"--label {label} is outside [0, {k}): this generator has {k} classes; "
+                      f"choose --label between 0 and {k - 1}")
+  return np.full(num, int(label), np.int32)
+
+
 def generate_images(state, latent_dim: int, num: int, seed: int = 0,
-                    batch_size: int = 500) -> "np.ndarray":
+                    batch_size: int = 500, labels=None) -> "np.ndarray":
   """``num`` images G(z) in [-1, 1] (float32 NHWC), ``z ~ N(0, I)`` from ``PRNGKey(seed)``,
-  generated in jitted batches of ``batch_size`` (the last one padded: one compilation)."""
+  generated in jitted batches of ``batch_size`` (the last one padded: one compilation).
+
+  A conditional generator makes ``G(z, y)`` with ``labels`` (int ``[num]``;
+  default :func:`sample_labels`: every class in turn).
+  """
   import jax
   import numpy as np
 
@@ -78,35 +105,54 @@ def generate_images(state, latent_dim: int, num: int, seed: int = 0,
 
   if num <= 0 or batch_size <= 0:
     raise ValueError(f"num and batch_size must be positive, got {num} and {batch_size}")
+  if labels is None:
+    labels = sample_labels(state, num)
   z = np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (num, latent_dim)), np.float32)
   batch_size = min(batch_size, num)
   out = []
   for start in range(0, num, batch_size):
     zb = z[start:start + batch_size]
+    yb = None if labels is None else np.asarray(labels[start:start + batch_size], np.int32)
     valid = len(zb)
     if valid < batch_size:
       zb = np.concatenate([zb, np.zeros((batch_size - valid, latent_dim), np.float32)])
-    out.append(np.asarray(generate(state, zb), np.float32)[:valid])
+      yb = None if yb is None else np.concatenate([yb, np.zeros(batch_size - valid, np.int32)])
+    images = generate(state, zb) if yb is None else generate(state, zb, yb)
+    out.append(np.asarray(images, np.float32)[:valid])
   return np.concatenate(out)
 
 
 def sample(workdir: str, num: int, seed: int = 0, step: int | None = None,
            batch_size: int = 500, best: bool = False) -> "np.ndarray":
   """``num`` samples of ``workdir``'s checkpoint as uint8 ``[num, H, W, C]`` in [0, 255]."""
+  return sample_with_labels(workdir, num, seed, step, batch_size, best)[0]
+
+
+def sample_with_labels(workdir: str, num: int, seed: int = 0, step: int | None = None,
+                       batch_size: int = 500, best: bool = False,
+                       label: int | None = None) -> "tuple[np.ndarray, np.ndarray | None]":
+  """``(images, labels)``: :func:`sample` and, for a conditional generator, the int32 class of
+  each sample (``label``: all of that class; default every class in turn); ``labels`` is None
+  for an unconditional one."""
   from jaxgan import viz
   state, config, _ = load_generator(workdir, step, best)
-  return viz.to_uint8(generate_images(state, int(config.latent_dim), num, seed, batch_size))
+  labels = sample_labels(state, num, label)
+  images = generate_images(state, int(config.latent_dim), num, seed, batch_size, labels=labels)
+  return viz.to_uint8(images), labels
 
 
-def save_samples(images, out: str, grid: int = 64) -> tuple[str, str]:
-  """Writes ``images`` (uint8 NHWC) to ``out`` (.npz, key ``images``) and a PNG grid of the
-  first ``grid`` beside it; returns both paths."""
+def save_samples(images, out: str, grid: int = 64, labels=None) -> tuple[str, str]:
+  """Writes ``images`` (uint8 NHWC) to ``out`` (.npz, key ``images``; with ``labels``, their
+  int32 classes under ``labels``) and a PNG grid of the first ``grid`` beside it; returns both paths."""
   import numpy as np
 
   from jaxgan import viz
   out = os.path.abspath(out if out.endswith(".npz") else out + ".npz")
   os.makedirs(os.path.dirname(out), exist_ok=True)
-  np.savez_compressed(out, images=np.asarray(images, np.uint8))
+  arrays = {"images": np.asarray(images, np.uint8)}
+  if labels is not None:
+    arrays["labels"] = np.asarray(labels, np.int32)
+  np.savez_compressed(out, **arrays)
   png = out[:-len(".npz")] + ".png"
   first = np.asarray(images[:grid], np.float32) / 127.5 - 1.0
   viz.save_grid(first, png)
@@ -146,16 +192,22 @@ def main(argv):
   if FLAGS.num <= 0 or FLAGS.batch_size <= 0:
     raise app.UsageError("--num and --batch_size must be positive")
   try:
-    images = sample(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step, FLAGS.batch_size, FLAGS.best)
-    out, png = save_samples(images, FLAGS.out or os.path.join(FLAGS.workdir, "samples.npz"))
+    images, labels = sample_with_labels(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step,
+                                        FLAGS.batch_size, FLAGS.best, FLAGS["label"].value
+                                        if "label" in FLAGS else None)
+    out, png = save_samples(images, FLAGS.out or os.path.join(FLAGS.workdir, "samples.npz"),
+                            labels=labels)
   except JaxganError as e:
     fail(str(e))
-  print(f"wrote {len(images)} samples {images.shape[1:]} to {out} (key 'images', uint8) "
-        f"and a grid to {png}")
+  print(f"wrote {len(images)} samples {images.shape[1:]} to {out} (key 'images', uint8"
+        + (", and their classes under 'labels'" if labels is not None else "")
+        + f") and a grid to {png}")
 
 
 if __name__ == "__main__":
   define_flags()
   flags.DEFINE_string("out", None, "Output .npz (default <workdir>/samples.npz); a .png grid "
                       "goes beside it.")
+  flags.DEFINE_integer("label", None, "Conditional generators: the class of every sample, in "
+                       "[0, num_classes) (default: every class in turn); written to the .npz as 'labels'.")
   app.run(main)

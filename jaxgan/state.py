@@ -42,29 +42,48 @@ class GANState:
   def latent_dim(self) -> int:
     return self.generator.latent_dim
 
-  def generate(self, z: jax.Array, train: bool = False) -> tuple[jax.Array, PyTree]:
-    """G(z) and the generator's (possibly updated) batch statistics."""
-    return apply_model(self.generator, self.g_params, self.g_batch_stats, z, train)
+  def generate(self, z: jax.Array, train: bool = False,
+               label: jax.Array | None = None) -> tuple[jax.Array, PyTree]:
+    """G(z) (G(z, y) with ``label``) and the generator's (possibly updated) batch statistics."""
+    return apply_model(self.generator, self.g_params, self.g_batch_stats, z, train, label=label)
 
   def discriminate(self, x: jax.Array, d_batch_stats: PyTree | None = None, *,
-                   d_params: PyTree | None = None, train: bool = True) -> tuple[jax.Array, PyTree]:
-    """D(x) logits and the discriminator's (possibly updated) batch statistics."""
+                   d_params: PyTree | None = None, train: bool = True,
+                   label: jax.Array | None = None,
+                   rngs: dict[str, jax.Array] | None = None) -> tuple[jax.Array, PyTree]:
+    """D(x) (D(x, y) with ``label``) and the discriminator's (possibly updated) batch statistics.
+
+    ``rngs``: PRNG streams of stochastic layers (e.g. the semi-supervised
+    discriminator's Gaussian noise, ``{"noise": key}``).
+    """
     return apply_model(self.discriminator,
                        self.d_params if d_params is None else d_params,
                        self.d_batch_stats if d_batch_stats is None else d_batch_stats,
-                       x, train)
+                       x, train, label=label, rngs=rngs)
+
+
+def takes_label(module: nn.Module) -> bool:
+  """Whether ``module`` is called as ``module(x, label, train=...)`` (a conditional network)."""
+  return bool(getattr(module, "takes_label", False))
 
 
 def apply_model(module: nn.Module, params: PyTree, batch_stats: PyTree, x: jax.Array,
-                train: bool) -> tuple[jax.Array, PyTree]:
-  """Applies ``module``; in training mode returns the updated batch statistics."""
+                train: bool, label: jax.Array | None = None,
+                rngs: dict[str, jax.Array] | None = None) -> tuple[jax.Array, PyTree]:
+  """Applies ``module``; in training mode returns the updated batch statistics.
+
+  ``label`` (int ``[N]``) is passed to conditional modules as their second
+  argument; without it the module is called exactly as an unconditional one.
+  """
   variables = {"params": params}
   if batch_stats:
     variables["batch_stats"] = batch_stats
+  args = (x,) if label is None else (x, label)
+  extra = {} if rngs is None else {"rngs": rngs}
   if train and batch_stats:
-    out, mutated = module.apply(variables, x, train=True, mutable=["batch_stats"])
+    out, mutated = module.apply(variables, *args, train=True, mutable=["batch_stats"], **extra)
     return out, mutated["batch_stats"]
-  return module.apply(variables, x, train=train), batch_stats
+  return module.apply(variables, *args, train=train, **extra), batch_stats
 
 
 def create_state(generator: nn.Module, discriminator: nn.Module,
@@ -80,9 +99,12 @@ def create_state(generator: nn.Module, discriminator: nn.Module,
     key = jax.random.key_data(key)  # raw uint32 keys checkpoint everywhere
   g_key, d_key = jax.random.split(jax.random.fold_in(key, 0x5EED))
   z = jnp.zeros((2, generator.latent_dim), jnp.float32)
-  g_vars = generator.init(g_key, z, train=False)
-  fake = jax.eval_shape(lambda v: generator.apply(v, z, train=False), g_vars)
-  d_vars = discriminator.init(d_key, jnp.zeros(fake.shape, fake.dtype), train=False)
+  y = jnp.zeros((2,), jnp.int32)  # a label for the conditional networks
+  g_args = (z, y) if takes_label(generator) else (z,)
+  g_vars = generator.init(g_key, *g_args, train=False)
+  fake = jax.eval_shape(lambda v: generator.apply(v, *g_args, train=False), g_vars)
+  d_args = (jnp.zeros(fake.shape, fake.dtype),) + ((y,) if takes_label(discriminator) else ())
+  d_vars = discriminator.init(d_key, *d_args, train=False)
   g_params, d_params = g_vars["params"], d_vars["params"]
   return GANState(
       step=jnp.zeros((), jnp.int32), key=key,

@@ -71,13 +71,14 @@ def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientT
           build_optimizer(config, config.get("d_learning_rate", 0.0)))
 
 
-def build_state(config: ml_collections.ConfigDict, image_shape) -> GANState:
-  """Models and optimizers of ``config``, freshly initialised."""
+def build_state(config: ml_collections.ConfigDict, image_shape, num_classes: int = 0) -> GANState:
+  """Models and optimizers of ``config``, freshly initialised (``num_classes``: the dataset's,
+  for the label-aware families; 0 = their default)."""
   g_tx, d_tx = build_optimizers(config)
   try:
     generator, discriminator = build_models(
         config.model, image_shape, config.latent_dim,
-        config.generator.to_dict(), config.discriminator.to_dict())
+        config.generator.to_dict(), config.discriminator.to_dict(), num_classes=num_classes)
     state = create_state(generator, discriminator, g_tx, d_tx, jax.random.PRNGKey(config.seed))
   except (TypeError, ValueError) as e:
     raise ConfigError(f"cannot build model {config.model!r} from config.generator / "
@@ -274,7 +275,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   process_local = procs > 1 and getattr(data, "split", "train") != "train"
   local_batch = config.batch_size // procs if process_local else config.batch_size
   image_shape = data.example_shape
-  state = build_state(config, image_shape)
+  from jaxgan import conditional_hooks
+  conditional_hooks.check_family(config, data.num_classes)
+  state = build_state(config, image_shape, data.num_classes)
   meta = config_lib.model_meta(config, image_shape)
   n_critic = config_lib.step_options(config)["n_critic"]
   runner = _Runner(config, devices, process_local)

@@ -76,3 +76,22 @@ def plot_accuracy(history: Sequence[dict], path: str, title: str = "discriminato
   _curves(path, steps, {"real": [h["d_real_acc"] for h in history],
                         "fake": [h["d_fake_acc"] for h in history]}, title, "accuracy",
           ylim=(-0.02, 1.02), hline=0.5)
+
+
+def class_grid(images: np.ndarray, num_classes: int) -> np.ndarray:
+  """Class-by-row grid of conditional samples: ``images`` ``[K * n, H, W, C]`` in [-1, 1], class-major.
+
+  Row ``k`` holds the ``n`` samples of class ``k`` (``images[k * n:(k + 1) * n]``);
+  with the same noise vector down each column, a column shows one "style"
+  across all classes. Returns the uint8 grid.
+  """
+  images = np.asarray(images)
+  if num_classes < 1 or len(images) % num_classes:
+    raise ValueError(f"{len(images)} images do not split into {num_classes} equal class rows")
+  return make_grid(images, len(images) // num_classes)
+
+
+def save_class_grid(images: np.ndarray, num_classes: int, path: str, scale: int = 3) -> np.ndarray:
+  """Writes :func:`class_grid` as a PNG (nearest-neighbour up-scaled) and returns the grid."""
+  class_grid(images, num_classes)  # checks the shape
+  return save_grid(images, path, len(images) // num_classes, scale)

@@ -19,6 +19,10 @@ def for_config(config, process_index: int = 0, process_count: int = 1):
   from jaxgan.data import toy
   if config.dataset in toy.DISTRIBUTIONS:  # 2-D toy distributions, sampled in JAX
     return toy.ToyData(config.dataset)
+  from jaxgan import models
+  if models.family(config.model) == "sgan":  # unlabelled stream + a cycled labelled subset
+    from jaxgan.data import labeled
+    return labeled.for_config(config)
   shard = process_count > 1 and config.data.get("process_split", "shard") == "shard"
   return load(config.dataset, "train", config.image_size or None,
               data_dir=config.data.data_dir or None, manual_dir=config.data.manual_dir or None,

@@ -12,6 +12,9 @@ from typing import Any, Mapping, Sequence
 import flax.linen as nn
 
 from jaxgan.models.began import BEGANDiscriminator, BEGANGenerator
+from jaxgan.models.conditional import (ACGANDiscriminator, ConditionalDCGANDiscriminator,
+                                       ConditionalDCGANGenerator, ConditionalMLPDiscriminator,
+                                       ConditionalMLPGenerator, SGANDiscriminator, SGANGenerator)
 from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from jaxgan.models.layers import Upsample2x
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
@@ -23,21 +26,41 @@ MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
     "began": (BEGANGenerator, BEGANDiscriminator),
     "toy2d": (Toy2DGenerator, Toy2DDiscriminator),
+    # Label-aware families (jaxgan.models.conditional): they need a dataset with labels.
+    "cgan_mlp": (ConditionalMLPGenerator, ConditionalMLPDiscriminator),
+    "cgan_dcgan": (ConditionalDCGANGenerator, ConditionalDCGANDiscriminator),
+    "acgan": (ConditionalDCGANGenerator, ACGANDiscriminator),
+    "sgan": (SGANGenerator, SGANDiscriminator),
 }
+
+
+def family(name: str) -> str:
+  """How the model ``name`` uses labels: ``"gan"`` (not at all), ``"cgan"``, ``"acgan"`` or ``"sgan"``."""
+  return getattr(MODELS[name][1], "family", "gan") if name in MODELS else "gan"
 
 
 def build_models(name: str, image_shape: Sequence[int], latent_dim: int,
                  generator_kwargs: Mapping[str, Any] | None = None,
-                 discriminator_kwargs: Mapping[str, Any] | None = None):
-  """Returns ``(generator, discriminator)`` modules of the family ``name``."""
+                 discriminator_kwargs: Mapping[str, Any] | None = None, num_classes: int = 0):
+  """Returns ``(generator, discriminator)`` modules of the family ``name``.
+
+  ``num_classes`` (the dataset's; 0 = keep the modules' default) reaches the
+  label-aware modules (those with a ``num_classes`` field) unless their kwargs set it.
+  """
   if name not in MODELS:
     raise ValueError(f"unknown model {name!r}; choose one of {sorted(MODELS)}")
   g_cls, d_cls = MODELS[name]
-  generator = g_cls(image_shape=tuple(image_shape), latent_dim=latent_dim, **dict(generator_kwargs or {}))
-  discriminator = d_cls(**dict(discriminator_kwargs or {}))
+  g_kwargs, d_kwargs = dict(generator_kwargs or {}), dict(discriminator_kwargs or {})
+  for cls, kwargs in ((g_cls, g_kwargs), (d_cls, d_kwargs)):
+    if num_classes and "num_classes" in getattr(cls, "__dataclass_fields__", {}):
+      kwargs.setdefault("num_classes", int(num_classes))
+  generator = g_cls(image_shape=tuple(image_shape), latent_dim=latent_dim, **g_kwargs)
+  discriminator = d_cls(**d_kwargs)
   return generator, discriminator
 
 
 __all__ = ["MODELS", "build_models", "MLPGenerator", "MLPDiscriminator",
            "DCGANGenerator", "DCGANDiscriminator", "BEGANGenerator", "BEGANDiscriminator",
-           "Toy2DGenerator", "Toy2DDiscriminator", "Upsample2x"]
+           "Toy2DGenerator", "Toy2DDiscriminator", "Upsample2x", "family",
+           "ConditionalMLPGenerator", "ConditionalMLPDiscriminator", "ConditionalDCGANGenerator",
+           "ConditionalDCGANDiscriminator", "ACGANDiscriminator", "SGANGenerator", "SGANDiscriminator"]

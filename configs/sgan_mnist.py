@@ -1,0 +1,47 @@
+"""Semi-supervised GAN (Odena, 2016; Salimans et al., 2016) on 28x28 MNIST with 100 labels.
+
+D: a 10-way classifier with the fake class implicit (D(x) = Z / (Z + 1),
+Z = sum_k exp l_k): MLP 1000-500-250-250-250 with ReLU, weight normalisation
+and Gaussian noise (std 0.3 on the input, 0.5 after every layer), as in
+Salimans et al.'s MNIST model. G: z(100) -> 500 -> 500 (BatchNorm, softplus)
+-> 784 tanh, trained by feature matching on D's last hidden layer. D's loss:
+cross-entropy on a labelled minibatch + 1/2 x (the unsupervised real/fake
+loss) on the rest. Adam(3e-3, b1=0.5), batch 100 (and 100 labelled).
+``sgan.labels_per_class`` picks a balanced subset with ``config.seed``; the
+rest of the train split is used without labels. The supervised-only baseline
+is ``--config.sgan.unsupervised_weight=0``. Test accuracy on the 10,000 real
+test images is logged every ``sgan.eval_every`` steps. Fashion-MNIST:
+``--config.dataset=fashion_mnist`` (and e.g. ``--config.sgan.labels_per_class=100``).
+
+    python train.py --config configs/sgan_mnist.py --workdir runs/sgan_mnist
+"""
+
+import ml_collections
+
+from jaxgan.config import base_config
+
+
+def get_config():
+  config = base_config()
+  config.model = "sgan"
+  config.dataset = "mnist"
+  config.image_size = 0                  # keep 28x28
+  config.latent_dim = 100
+  config.loss = "nonsaturating"
+  config.generator.hidden = (500, 500)
+  config.discriminator.hidden = (1000, 500, 250, 250, 250)
+  config.discriminator.input_noise = 0.3
+  config.discriminator.hidden_noise = 0.5
+  config.discriminator.weight_norm = True
+  config.learning_rate = 3e-3
+  config.b1 = 0.5
+  config.batch_size = 100
+  config.num_steps = 30000               # 50 epochs of the unlabelled set (the paper: 300)
+  config.sgan = ml_collections.ConfigDict({
+      "labels_per_class": 10,            # 100 labels in all
+      "labeled_batch_size": 100,         # labelled examples per step (0 = batch_size)
+      "unsupervised_weight": 0.5,        # Salimans et al.'s 1/2 on the real/fake terms; 0 = baseline
+      "feature_matching": True,          # G matches D's last hidden layer statistics
+      "eval_every": 1000,                # test accuracy on the real test split (0 = off)
+  })
+  return config
