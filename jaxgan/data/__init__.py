@@ -20,7 +20,7 @@ def for_config(config, process_index: int = 0, process_count: int = 1):
   if config.dataset in toy.DISTRIBUTIONS:  # 2-D toy distributions, sampled in JAX
     return toy.ToyData(config.dataset)
   from jaxgan import models
-  if models.family(config.model) == "sgan":  # unlabelled stream + a cycled labelled subset
+  if models.family(config.get("model", "")) == "sgan":  # unlabelled stream + a cycled labelled subset
     from jaxgan.data import labeled
     return labeled.for_config(config)
   shard = process_count > 1 and config.data.get("process_split", "shard") == "shard"
