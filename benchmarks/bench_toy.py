@@ -11,13 +11,14 @@ Rows (each on ``ring`` and ``grid``):
 * ``pacgan2`` / ``pacgan4``: the same with ``discriminator.pack = 2 / 4``;
 * ``stable``: our best stable recipe (``--stable``, see STABLE below).
 
-Architecture: PacGAN's (Lin et al., 2018, appendix, as we recall it: G with four hidden
-layers of 400 ReLU units with BatchNorm and a 2-D Gaussian latent, D with three hidden
-maxout layers of 200 units, Adam(1e-4, b1 0.8), batch 100) scaled to what a 2-core CPU can
+Architecture: PacGAN's (Lin et al., 2018; the authors' released configuration of Table 1: G with
+four hidden layers of 400 ReLU units with BatchNorm and a 2-D N(0, 1) latent, D with three hidden
+maxout layers of 200 units and 5 pieces, weights N(0, 0.02), Adam(1e-4, b1 0.8), batch 100,
+400 epochs of a fixed 100,000-sample set = 400,000 iterations) scaled to what a 2-core CPU can
 run for 80 runs: G four hidden layers of ``--g_width`` (128) ReLU units with BatchNorm, D three
-LeakyReLU(0.2) layers of ``--d_width`` (128), no maxout (``--d_maxout 5`` for PacGAN's); the packed discriminators keep the
-widths (only their first layer grows, 2m inputs). Adam(``--lr`` 1e-4, ``--b1`` 0.8), batch
-100, ``--steps`` generator updates.
+LeakyReLU(0.2) layers of ``--d_width`` (128), no maxout (``--d_maxout 5`` for PacGAN's); the packed
+discriminators keep the widths (only their first layer grows, 2m inputs). Adam(``--lr`` 1e-4,
+``--b1`` 0.8), batch 100, ``--steps`` generator updates (the paper: 400,000).
 
     nice -n 10 python benchmarks/bench_toy.py [--datasets ring,grid] [--rows gan,pacgan2,pacgan4,stable]
         [--seeds 10] [--steps 10000] [--stable NAME] > table.md
