@@ -7,7 +7,7 @@
     best/, best.json    with eval_every: the checkpoint of the lowest FID so far
     samples/            step_XXXXXXX.png sample grids from a fixed noise batch, final.png
     losses.png          generator and discriminator loss against step
-    accuracy.png        discriminator accuracy on real and fake batches
+    accuracy.png        discriminator accuracy on real and fake batches (families that log it)
     metrics.jsonl       one JSON object per logged step
     tensorboard/        event files (scalars and sample grids)
 """
