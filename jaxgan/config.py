@@ -113,8 +113,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     b = config[key]
     if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
       raise ConfigError(f"config.{key} must be in [0, 1), got {b!r}")
-  if config.model not in models.MODELS:
-    raise ConfigError(f"config.model={config.model!r} is unknown; choose one of {sorted(models.MODELS)}")
+  from jaxgan import translation_hooks
+  if config.model not in models.MODELS and not translation_hooks.is_translation(config):
+    raise ConfigError(f"config.model={config.model!r} is unknown; choose one of "
+                      f"{sorted(models.MODELS) + list(translation_hooks.FAMILIES)}")
   if config.loss not in losses.LOSSES:
     raise ConfigError(f"config.loss={config.loss!r} is unknown; choose one of {sorted(losses.LOSSES)}")
   for key in ("g_learning_rate", "d_learning_rate"):
@@ -158,6 +160,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"config.{key} must be a number >= 0 (0 = off), got {value!r}")
   if not isinstance(config.get("gp_one_sided", False), bool):
     raise ConfigError(f"config.gp_one_sided must be True or False, got {config.gp_one_sided!r}")
+  if translation_hooks.is_translation(config):  # CycleGAN / StarGAN: their own checks
+    translation_hooks.check_config(config)
+    return
   if (config.loss == "began") != (config.model == "began"):
     raise ConfigError(
         f"config.loss={config.loss!r} with config.model={config.model!r}: the BEGAN objective "
@@ -220,6 +225,9 @@ def discriminator_has_batchnorm(config: ml_collections.ConfigDict) -> bool:
 
 def model_meta(config: ml_collections.ConfigDict, image_shape) -> dict:
   """What a checkpoint must agree on to be resumed by this config (JSON-able)."""
+  from jaxgan import translation_hooks
+  if translation_hooks.is_translation(config):
+    return translation_hooks.model_meta(config, image_shape)
   return {
       "model": config.model,
       "dataset": config.dataset,

@@ -125,6 +125,9 @@ def build_hooks(config: ml_collections.ConfigDict, workdir: str, data: Any, writ
   if config.dataset in toy.DISTRIBUTIONS:  # 2-D toy data: the four-panel film + mode metrics
     from jaxgan.toylab import ToyFilm
     return [ToyFilm(config, workdir, write)]
+  from jaxgan import translation_hooks
+  if translation_hooks.is_translation(config):  # CycleGAN / StarGAN: translation figures, truth metrics
+    return translation_hooks.build_hooks(config, workdir, data, write, log)
   from jaxgan import conditional_hooks
   labelled = conditional_hooks.build_hooks(config, workdir, data, write, log)
   if labelled is not None:  # cGAN / ACGAN / semi-supervised GAN: class-by-row grids, their metrics

@@ -6,6 +6,11 @@ The noise is ``jax.random.normal(PRNGKey(seed), (num, latent_dim))``, so the
 images depend on ``--seed`` only (not on ``--batch_size``). Writes the images as
 uint8 ``[num, H, W, C]`` in [0, 255] under the key ``images`` of an ``.npz``, and
 a grid of the first 64 beside it (``samples.png`` next to ``samples.npz``).
+
+Translation runs (CycleGAN, StarGAN) translate held-out test images instead:
+``images`` is then ``[num, columns, H, W, 3]``, one figure row per test image
+(CycleGAN: ``a, G(a), F(G(a)), b, F(b), G(F(b))``; StarGAN: the input, then its
+translation to each target domain), and the PNG shows the first 8 rows.
 """
 
 from __future__ import annotations
@@ -141,6 +146,35 @@ def sample_with_labels(workdir: str, num: int, seed: int = 0, step: int | None =
   return viz.to_uint8(images), labels
 
 
+def is_translation_run(workdir: str) -> bool:
+  """Whether ``workdir``'s run is a translation family (from its ``config.json``)."""
+  from jaxgan import translation_hooks
+  path = os.path.join(os.path.abspath(workdir), "config.json")
+  if not os.path.exists(path):
+    return False
+  with open(path) as f:
+    return json.load(f).get("model") in translation_hooks.FAMILIES
+
+
+def save_translations(workdir: str, num: int, out: str, step: int | None = None,
+                      best: bool = False) -> tuple[str, str, str]:
+  """The figure rows of ``num`` held-out test images (:func:`jaxgan.translation_hooks.figure`) of a
+  translation run: uint8 ``[num, columns, H, W, 3]`` under ``images`` in ``out`` (.npz), the first
+  8 rows as a PNG beside it; returns both paths and the figure's caption."""
+  import numpy as np
+
+  from jaxgan import translation_hooks, viz
+  state, config, _ = load_generator(workdir, step, best)
+  rows = translation_hooks.figure(state, config, num)
+  out = os.path.abspath(out if out.endswith(".npz") else out + ".npz")
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  caption = translation_hooks.figure_caption(config)
+  np.savez_compressed(out, images=viz.to_uint8(rows), caption=np.asarray(caption))
+  png = out[:-len(".npz")] + ".png"
+  translation_hooks.save_figure(rows[:translation_hooks.GRID_ROWS], png)
+  return out, png, caption
+
+
 def save_samples(images, out: str, grid: int = 64, labels=None) -> tuple[str, str]:
   """Writes ``images`` (uint8 NHWC) to ``out`` (.npz, key ``images``; with ``labels``, their
   int32 classes under ``labels``) and a PNG grid of the first ``grid`` beside it; returns both paths."""
@@ -192,6 +226,13 @@ def main(argv):
   if FLAGS.num <= 0 or FLAGS.batch_size <= 0:
     raise app.UsageError("--num and --batch_size must be positive")
   try:
+    if is_translation_run(FLAGS.workdir):
+      out, png, caption = save_translations(
+          FLAGS.workdir, FLAGS.num, FLAGS.out or os.path.join(FLAGS.workdir, "samples.npz"),
+          FLAGS.step, FLAGS.best)
+      print(f"wrote the translations of {FLAGS.num} test images to {out} (key 'images', uint8 "
+            f"[num, columns, H, W, 3]; {caption}) and the first rows to {png}")
+      return
     images, labels = sample_with_labels(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step,
                                         FLAGS.batch_size, FLAGS.best, FLAGS["label"].value
                                         if "label" in FLAGS else None)

@@ -7,7 +7,7 @@
     best/, best.json    with eval_every: the checkpoint of the lowest FID so far
     samples/            step_XXXXXXX.png sample grids from a fixed noise batch, final.png
     losses.png          generator and discriminator loss against step
-    accuracy.png        discriminator accuracy on real and fake batches
+    accuracy.png        discriminator accuracy on real and fake batches (families that log it)
     metrics.jsonl       one JSON object per logged step
     tensorboard/        event files (scalars and sample grids)
 """
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ import optax
 from jaxgan import config as config_lib
 from jaxgan import data as data_lib
 from jaxgan import parallel
+from jaxgan import translation_hooks
 from jaxgan import viz
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import ConfigError, Interrupted, TrainingError
@@ -73,7 +75,10 @@ def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientT
 
 def build_state(config: ml_collections.ConfigDict, image_shape, num_classes: int = 0) -> GANState:
   """Models and optimizers of ``config``, freshly initialised (``num_classes``: the dataset's,
-  for the label-aware families; 0 = their default)."""
+  for the label-aware families; 0 = their default). The translation families build their own
+  state (:func:`jaxgan.translation_hooks.build_state`)."""
+  if translation_hooks.is_translation(config):
+    return translation_hooks.build_state(config, image_shape)
   g_tx, d_tx = build_optimizers(config)
   try:
     generator, discriminator = build_models(
@@ -87,6 +92,13 @@ def build_state(config: ml_collections.ConfigDict, image_shape, num_classes: int
   if penalties and jax.tree.leaves(state.d_batch_stats):
     raise ConfigError(f"config.{penalties[0]}={config[penalties[0]]}: {BATCHNORM_PENALTY_ERROR}")
   return state
+
+
+def step_options(config: ml_collections.ConfigDict) -> dict:
+  """The step options of the run's family (``n_critic`` for every family)."""
+  if translation_hooks.is_translation(config):
+    return translation_hooks.step_options(config)
+  return config_lib.step_options(config)
 
 
 def select_devices(config: ml_collections.ConfigDict) -> list:
@@ -116,16 +128,28 @@ class _Runner:
 
   One device: the jitted step on plain arrays. Several: :class:`jaxgan.parallel.DataParallel`
   (``config.parallel``), the state replicated, each global batch split over the devices.
-  Checkpoints and samples always see the plain single copy (:meth:`plain`).
+  Checkpoints and samples always see the plain single copy (:meth:`plain`). The translation
+  families give their own step body (:func:`jaxgan.translation_hooks.step_body`), wrapped the
+  same way.
   """
 
   def __init__(self, config: ml_collections.ConfigDict, devices: list, process_local: bool = False):
-    options = config_lib.step_options(config)
+    options = step_options(config)
     self.process_local = process_local
     self.steps_per_call = int(config.get("steps_per_call", 1))
     self.batch_axis = parallel.batch_axis(options["n_critic"], self.steps_per_call)
     self.dp = None
-    if len(devices) > 1:
+    if translation_hooks.is_translation(config):
+      body, k = translation_hooks.step_body(config), self.steps_per_call
+      if len(devices) > 1:
+        self.dp = parallel.DataParallel(mode=config.get("parallel", "shard_map"), devices=devices)
+        self.step = self.dp.wrap(
+            lambda state, batch, axis_name: parallel.fuse_steps(
+                functools.partial(body, axis_name=axis_name), k)(state, batch),
+            batch_axis=self.batch_axis)
+      else:
+        self.step = jax.jit(parallel.fuse_steps(body, k))
+    elif len(devices) > 1:
       self.dp = parallel.DataParallel(mode=config.get("parallel", "shard_map"), devices=devices)
       self.step = self.dp.train_step(config.loss, steps_per_call=self.steps_per_call, **options)
     else:
@@ -279,7 +303,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   conditional_hooks.check_family(config, data.num_classes)
   state = build_state(config, image_shape, data.num_classes)
   meta = config_lib.model_meta(config, image_shape)
-  n_critic = config_lib.step_options(config)["n_critic"]
+  n_critic = step_options(config)["n_critic"]
   runner = _Runner(config, devices, process_local)
   per_call = runner.steps_per_call
 
@@ -307,6 +331,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   def plots() -> None:
     if main and any("d_loss" in r for r in log.history):
       viz.plot_losses(log.history, os.path.join(workdir, "losses.png"))
+    if main and any("d_real_acc" in r for r in log.history):  # not logged by every family
       viz.plot_accuracy(log.history, os.path.join(workdir, "accuracy.png"))
 
   def run_hooks(step: int, due) -> None:
@@ -423,14 +448,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   train_records = [r for r in log.history if "d_loss" in r]
   if train_records:
     last = train_records[-1]
-    print(f"final: d_loss {last['d_loss']:.4f}  g_loss {last['g_loss']:.4f}  "
-          f"D acc real {last['d_real_acc']:.3f} fake {last['d_fake_acc']:.3f}")
+    acc = (f"  D acc real {last['d_real_acc']:.3f} fake {last['d_fake_acc']:.3f}"
+           if "d_real_acc" in last and "d_fake_acc" in last else "")
+    print(f"final: d_loss {last['d_loss']:.4f}  g_loss {last['g_loss']:.4f}{acc}")
   print(f"checkpoints  {ckpt.directory}  (steps {ckpt.all_steps()})")
   if best is not None and best.record is not None:
     print(f"best         {best.ckpt.directory}  (step {best.record['step']}, FID {best.record['fid']:.2f})")
   for line in summary:
     print(line)
-  print(f"plots        {os.path.join(workdir, 'losses.png')}, {os.path.join(workdir, 'accuracy.png')}")
+  pictures = [os.path.join(workdir, p) for p in ("losses.png", "accuracy.png")
+              if os.path.exists(os.path.join(workdir, p))]
+  print(f"plots        {', '.join(pictures) or '(none: no losses logged)'}")
   print(f"metrics      {log.path}")
   print(f"tensorboard  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
   return final_state

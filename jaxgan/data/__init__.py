@@ -19,6 +19,9 @@ def for_config(config, process_index: int = 0, process_count: int = 1):
   from jaxgan.data import toy
   if config.dataset in toy.DISTRIBUTIONS:  # 2-D toy distributions, sampled in JAX
     return toy.ToyData(config.dataset)
+  from jaxgan import translation_hooks
+  if translation_hooks.is_translation(config):  # CycleGAN / StarGAN: known-transform domains
+    return translation_hooks.for_config(config)
   from jaxgan import models
   if models.family(config.get("model", "")) == "sgan":  # unlabelled stream + a cycled labelled subset
     from jaxgan.data import labeled

@@ -341,10 +341,11 @@ class StarGANDomains:
 
 
 def load_gray(name: str, split: str = "train", data_dir: str | None = None,
-              manual_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-  """The real ``mnist`` / ``fashion_mnist`` split through tfds: images ``[N, 28, 28, 1]`` in [-1, 1], labels."""
+              manual_dir: str | None = None, image_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """The real ``mnist`` / ``fashion_mnist`` split through tfds: images ``[N, 28, 28, 1]`` in [-1, 1]
+  (``image_size``: resized to that side, bilinear), and the class labels."""
   from jaxgan.data.tfds_data import load
-  data = load(name, split, image_size=None, data_dir=data_dir, manual_dir=manual_dir)
+  data = load(name, split, image_size=image_size or None, data_dir=data_dir, manual_dir=manual_dir)
   return data.images, data.labels
 
 

@@ -1,0 +1,568 @@
+"""Image-to-image translation families in the trainer: config checks, data, state, step, pictures, numbers.
+
+``config.model`` ``"cyclegan"`` or ``"stargan"`` selects a translation family
+(:mod:`jaxgan.translation`); the generic loop of :mod:`jaxgan.trainer` asks
+this module, in the few places where families differ, for:
+
+* :func:`check_config`: the family's config errors (one :class:`ConfigError`
+  naming the key and the fix), including image sizes the networks cannot
+  round-trip, label vectors that do not match the models' domain count, and
+  a mask-vector run with one dataset;
+* :func:`for_config`: the domain data (:mod:`jaxgan.data.domains`: two
+  known transforms of MNIST for CycleGAN; MNIST attributes, plus
+  Fashion-MNIST's colour domains with ``multi_dataset``, for StarGAN);
+* :func:`build_state` / :func:`step_body`: the state and the un-jitted step
+  ``body(state, batch, axis_name=None)`` that the trainer jits or maps over
+  devices (:class:`jaxgan.parallel.DataParallel`), and :func:`model_meta`;
+* :func:`build_hooks`: :class:`TranslationGrid` (every ``sample_every``:
+  CycleGAN's A -> B -> A and B -> A -> B triplets; StarGAN's figure rows, an
+  input followed by its translation to each target domain) and
+  :class:`TranslationEvaluate` (every ``eval_every``: the ground-truth
+  measurements of :mod:`jaxgan.metrics.translation`).
+
+Recipe keys (``configs/cyclegan_mnist.py``, ``configs/stargan_mnist.py``):
+``cyclegan.{domain_a, domain_b, lambda_cycle, lambda_identity, pool_size}``;
+``stargan.{attributes, extra_datasets, lambda_cls, lambda_rec}``,
+``multi_dataset``; ``gp_weight`` is StarGAN's ``lambda_gp``; ``decay_steps``
+the final iterations over which the learning rates fall linearly to 0.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxgan import translation as tr
+from jaxgan import viz
+from jaxgan.data import domains
+from jaxgan.errors import ConfigError
+from jaxgan.hooks import Hook
+from jaxgan.models.translation import PatchGANDiscriminator, ResNetGenerator, StarGANDiscriminator
+
+FAMILIES = ("cyclegan", "stargan")
+DATASETS = ("mnist", "fashion_mnist")
+GRID_ROWS = 8
+EVAL_SEED = 2**31 - 4  # seed of the evaluation's source / target labels
+
+
+def is_translation(config: ml_collections.ConfigDict) -> bool:
+  return config.get("model") in FAMILIES
+
+
+# ---------------------------------------------------------------------------------------
+# Config
+
+def stargan_datasets(config: ml_collections.ConfigDict) -> list[tuple[str, domains.DomainSpec]]:
+  """``[(dataset, DomainSpec), ...]``: ``config.dataset`` with ``stargan.attributes`` (``""`` = the
+  dataset's default label set), then, with ``multi_dataset``, each of ``stargan.extra_datasets``
+  (comma-separated) with its default label set."""
+  star = config.get("stargan", ml_collections.ConfigDict())
+  names = [config.dataset]
+  if config.get("multi_dataset", False):
+    extra = [n.strip() for n in str(star.get("extra_datasets", "")).split(",") if n.strip()]
+    names += [n for n in extra if n not in names]
+  for n in names:
+    if n not in DATASETS:
+      raise ConfigError(f"dataset {n!r}: the offline translation domains are built from "
+                        f"{list(DATASETS)}; choose one of them")
+  attributes = [a.strip() for a in str(star.get("attributes", "")).split(",") if a.strip()]
+  first = domains.DEFAULT_SPECS[names[0]]
+  if attributes:
+    kind = "multi" if all(a in domains.ATTRIBUTES for a in attributes) else "single"
+    first = domains.DomainSpec(tuple(attributes), kind)
+  return [(names[0], first)] + [(n, domains.DEFAULT_SPECS[n]) for n in names[1:]]
+
+
+def label_sizes(config) -> tuple[int, ...] | None:
+  """Per-dataset label lengths in multi-dataset mode (None with one dataset)."""
+  if not config.get("multi_dataset", False):
+    return None
+  sizes = tuple(spec.size for _, spec in stargan_datasets(config))
+  if len(sizes) < 2:  # the library's message (jaxgan.data.domains / jaxgan.translation)
+    domains.joint_labels(np.zeros((0, sizes[0]), np.float32), 0, sizes)
+  return sizes
+
+
+def build_models(config: ml_collections.ConfigDict, image_shape) -> tuple[Any, Any]:
+  """``(generator, discriminator)`` of the family, sized from the labels (StarGAN's ``num_domains``
+  0 = the label length; in multi-dataset mode the generator also reads the mask vector)."""
+  g_kwargs, d_kwargs = config.generator.to_dict(), config.discriminator.to_dict()
+  try:
+    if config.model == "cyclegan":
+      g_kwargs.setdefault("style", "cyclegan")
+      return ResNetGenerator(**g_kwargs), PatchGANDiscriminator(**d_kwargs)
+    specs = stargan_datasets(config)
+    sizes = label_sizes(config)
+    k = sum(spec.size for _, spec in specs)
+    want_g = k + (len(sizes) if sizes else 0)
+    g_kwargs = {"style": "stargan", "affine": True, **g_kwargs}
+    g_kwargs["num_domains"] = g_kwargs.get("num_domains") or want_g
+    d_kwargs["num_domains"] = d_kwargs.get("num_domains") or k
+    labels = " + ".join(f"{n} {list(spec.names)}" for n, spec in specs)
+    if d_kwargs["num_domains"] != k:
+      raise ConfigError(f"config.discriminator.num_domains={d_kwargs['num_domains']}, but the label "
+                        f"vectors have {k} entries ({labels}); set it to {k} or 0 (= from the labels)")
+    if g_kwargs["num_domains"] != want_g:
+      mask = f" + {len(sizes)} mask entries" if sizes else ""
+      raise ConfigError(f"config.generator.num_domains={g_kwargs['num_domains']}, but the generator "
+                        f"reads {k} label entries ({labels}){mask} = {want_g}; set it to {want_g} "
+                        f"or 0 (= from the labels)")
+    return ResNetGenerator(**g_kwargs), StarGANDiscriminator(**d_kwargs)
+  except TypeError as e:
+    raise ConfigError(f"cannot build model {config.model!r} from config.generator / "
+                      f"config.discriminator: {e}") from None
+
+
+def _image_shape(config) -> tuple[int, int, int]:
+  side = config.image_size or 28
+  return (side, side, 3)
+
+
+def _check_shapes(generator, discriminator, image_shape, stargan: bool) -> None:
+  """Traces (no compute) the networks at ``image_shape``: sizes that cannot round-trip raise the
+  models' ConfigError naming image_size."""
+  x = jnp.zeros((1, *image_shape), jnp.float32)
+  key = jax.random.PRNGKey(0)
+  if stargan:
+    c = jnp.zeros((1, generator.num_domains), jnp.float32)
+    jax.eval_shape(lambda: generator.init(key, x, c))
+  else:
+    jax.eval_shape(lambda: generator.init(key, x))
+  jax.eval_shape(lambda: discriminator.init(key, x))
+
+
+def _number(config, key: str, value, minimum: float = 0.0) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
+      or value < minimum:
+    raise ConfigError(f"config.{key} must be a number >= {minimum}, got {value!r}")
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+  """Raises :class:`ConfigError` for a translation config that cannot run (before any data is read)."""
+  fam = config.model
+  if config.get("optimizer", "adam") != "adam":
+    raise ConfigError(f"config.model={fam!r} trains with Adam and a linear decay (both papers); "
+                      f"set --config.optimizer=adam")
+  for key in ("r1_weight", "clip"):
+    if config.get(key, 0.0):
+      raise ConfigError(f"config.{key} is not supported by config.model={fam!r}; set it to 0")
+  decay = config.get("decay_steps", 0)
+  if isinstance(decay, bool) or not isinstance(decay, int) or not 0 <= decay <= config.num_steps:
+    raise ConfigError(f"config.decay_steps={decay!r} must be an integer in [0, num_steps="
+                      f"{config.num_steps}] (the last iterations, over which the learning rate "
+                      f"falls linearly to 0)")
+  if config.dataset not in DATASETS:
+    raise ConfigError(f"config.dataset={config.dataset!r}: the offline translation domains are "
+                      f"built from {list(DATASETS)}; choose one of them")
+  if fam == "cyclegan":
+    if config.get("multi_dataset", False):
+      raise ConfigError("config.multi_dataset is StarGAN's (the mask vector); CycleGAN translates "
+                        "between two domains: set it to False")
+    if config.get("n_critic", 1) != 1:
+      raise ConfigError(f"CycleGAN updates its critics once per iteration; set --config.n_critic=1 "
+                        f"(got {config.n_critic})")
+    if config.get("gp_weight", 0.0):
+      raise ConfigError("config.gp_weight is not part of CycleGAN's objective; set it to 0")
+    cyc = config.get("cyclegan", ml_collections.ConfigDict())
+    tr._cyclegan_options(config.loss, cyc.get("lambda_cycle", 10.0), cyc.get("lambda_identity", 0.5))
+    domains.CycleGANDomains(np.zeros((2, 4, 4, 1), np.float32), cyc.get("domain_a", "original"),
+                            cyc.get("domain_b", "inverted"))  # the domain names
+    tr.empty_pool(cyc.get("pool_size", 50), (1, 1, 1))  # the pool size
+  else:
+    if config.loss != "wasserstein":
+      raise ConfigError(f"StarGAN's adversarial objective is WGAN-GP: set --config.loss=wasserstein "
+                        f"(got {config.loss!r})")
+    star = config.get("stargan", ml_collections.ConfigDict())
+    for key in ("lambda_cls", "lambda_rec"):
+      _number(config, f"stargan.{key}", star.get(key, 1.0))
+    _number(config, "gp_weight", config.get("gp_weight", 10.0))
+  generator, discriminator = build_models(config, _image_shape(config))
+  _check_shapes(generator, discriminator, _image_shape(config), fam == "stargan")
+
+
+def step_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """``n_critic`` of the trainer's batch stacking (StarGAN: ``config.n_critic``; CycleGAN: 1)."""
+  return {"n_critic": int(config.get("n_critic", 1)) if config.model == "stargan" else 1}
+
+
+# ---------------------------------------------------------------------------------------
+# Data, state, step
+
+def _load(config, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+  return domains.load_gray(name, split, config.data.data_dir or None, config.data.manual_dir or None,
+                           config.image_size or None)
+
+
+def for_config(config: ml_collections.ConfigDict):
+  """The training domains of ``config`` (a :class:`~jaxgan.data.domains.CycleGANDomains` or
+  :class:`~jaxgan.data.domains.StarGANDomains`)."""
+  if config.model == "cyclegan":
+    cyc = config.cyclegan
+    return domains.CycleGANDomains(_load(config, config.dataset, "train")[0], cyc.domain_a,
+                                   cyc.domain_b, name=config.dataset)
+  specs = stargan_datasets(config)
+  return domains.StarGANDomains([(_load(config, n, "train")[0], spec) for n, spec in specs],
+                                names=[n for n, _ in specs],
+                                multi_dataset=bool(config.get("multi_dataset", False)))
+
+
+def build_optimizers(config: ml_collections.ConfigDict):
+  """``(g_tx, d_tx)``: Adam(b1, b2) at the constant rate, then linearly to 0 over the last
+  ``decay_steps`` iterations (:func:`jaxgan.translation.adam_linear_decay`); StarGAN's critic
+  counts ``n_critic`` updates per iteration."""
+  per_d = step_options(config)["n_critic"]
+  decay = int(config.get("decay_steps", 0))
+  g_lr = config.get("g_learning_rate", 0.0) or config.learning_rate
+  d_lr = config.get("d_learning_rate", 0.0) or config.learning_rate
+  return (tr.adam_linear_decay(g_lr, config.num_steps, decay, b1=config.b1, b2=config.b2),
+          tr.adam_linear_decay(d_lr, config.num_steps * per_d, decay * per_d, b1=config.b1, b2=config.b2))
+
+
+def build_state(config: ml_collections.ConfigDict, image_shape) -> Any:
+  """A fresh :class:`~jaxgan.translation.CycleGANState` / :class:`~jaxgan.translation.StarGANState`."""
+  generator, discriminator = build_models(config, image_shape)
+  g_tx, d_tx = build_optimizers(config)
+  key = jax.random.PRNGKey(config.seed)
+  if config.model == "cyclegan":
+    return tr.create_cyclegan_state(generator, discriminator, g_tx, d_tx, key, image_shape,
+                                    pool_size=int(config.cyclegan.get("pool_size", 50)))
+  return tr.create_stargan_state(generator, discriminator, g_tx, d_tx, key, image_shape,
+                                 label_sizes=label_sizes(config))
+
+
+def step_body(config: ml_collections.ConfigDict) -> Callable:
+  """The un-jitted iteration ``body(state, batch, axis_name=None) -> (state, metrics)``.
+
+  One object per set of options (cached), so runs of the same recipe in one
+  process (a resumed run, tests) reuse the compiled step.
+  """
+  if config.model == "cyclegan":
+    cyc = config.cyclegan
+    return _step_body("cyclegan", (("gan_loss", config.loss), ("lambda_cycle", float(cyc.lambda_cycle)),
+                                   ("lambda_identity", float(cyc.lambda_identity))))
+  star, specs = config.stargan, stargan_datasets(config)
+  sizes = label_sizes(config)
+  cls_loss = specs[0][1].loss if sizes is None else tuple(spec.loss for _, spec in specs)
+  return _step_body("stargan", (("n_critic", int(config.n_critic)), ("lambda_cls", float(star.lambda_cls)),
+                                ("lambda_gp", float(config.gp_weight)),
+                                ("lambda_rec", float(star.lambda_rec)), ("cls_loss", cls_loss),
+                                ("label_sizes", sizes)))
+
+
+@functools.lru_cache(maxsize=16)
+def _step_body(family: str, options: tuple) -> Callable:
+  make = tr.make_cyclegan_step if family == "cyclegan" else tr.make_stargan_step
+  return make(jit=False, **dict(options))
+
+
+def model_meta(config: ml_collections.ConfigDict, image_shape) -> dict:
+  """What a checkpoint must agree on: the networks (as built) and the domains."""
+  generator, discriminator = build_models(config, image_shape)
+  fields = lambda m: {f: getattr(m, f) for f in m.__dataclass_fields__ if f not in ("parent", "name")}
+  if config.model == "cyclegan":
+    domains_meta = [config.cyclegan.domain_a, config.cyclegan.domain_b]
+  else:
+    domains_meta = [[n, list(spec.names), spec.kind] for n, spec in stargan_datasets(config)]
+  from jaxgan.config import _jsonable
+  return {"model": config.model, "dataset": config.dataset,
+          "image_shape": [int(s) for s in image_shape],
+          "generator": _jsonable(fields(generator)), "discriminator": _jsonable(fields(discriminator)),
+          "domains": _jsonable(domains_meta)}
+
+
+# ---------------------------------------------------------------------------------------
+# Translating test images
+
+@functools.lru_cache(maxsize=8)
+def _test_split(name: str, data_dir: str, manual_dir: str, image_size: int):
+  return domains.load_gray(name, "test", data_dir or None, manual_dir or None, image_size or None)
+
+
+def held_out(config, name: str) -> tuple[np.ndarray, np.ndarray]:
+  """``(gray images, classes)`` of ``name``'s test split at the run's image size (cached)."""
+  return _test_split(name, config.data.data_dir, config.data.manual_dir, config.image_size)
+
+
+def _batched(fn: Callable, *arrays, batch_size: int = 250) -> np.ndarray:
+  """``fn(*chunks)`` over chunks of ``batch_size`` rows (the last padded: one compiled shape)."""
+  n, out = len(arrays[0]), []
+  size = min(batch_size, n)
+  for start in range(0, n, size):
+    chunk = [np.asarray(a[start:start + size]) for a in arrays]
+    valid = len(chunk[0])
+    if valid < size:
+      chunk = [np.concatenate([c, np.repeat(c[-1:], size - valid, 0)]) for c in chunk]
+    out.append(np.asarray(fn(*chunk), np.float32)[:valid])
+  return np.concatenate(out)
+
+
+def cyclegan_translate(state, x: np.ndarray, direction: str) -> np.ndarray:
+  """``G(x)`` (``"ab"``) or ``F(x)`` (``"ba"``) in jitted batches."""
+  return _batched(lambda v: tr.translate_cyclegan(state, v, direction), x)
+
+
+def stargan_translate(state, x: np.ndarray, c: np.ndarray) -> np.ndarray:
+  """``G(x, c)`` (``c`` with the mask appended in multi-dataset mode) in jitted batches."""
+  return _batched(lambda v, w: tr.translate_stargan(state, v, w), x, c)
+
+
+def _condition(labels: np.ndarray, d: int, sizes) -> np.ndarray:
+  """The generator's condition: the labels of dataset ``d`` (joint label + mask in multi-dataset mode)."""
+  if sizes is None:
+    return labels
+  return np.concatenate(domains.joint_labels(labels, d, sizes), axis=-1)
+
+
+def figure_targets(spec: domains.DomainSpec, source: np.ndarray) -> list[np.ndarray]:
+  """The columns of StarGAN's figure for source labels ``source`` ``[N, K]``: one target label per
+  domain. Single-label: each domain in turn. Attributes (the paper's Fig. 4): each colour set in
+  turn (the other colours off), then each other attribute flipped."""
+  if spec.kind == "single":
+    return [np.tile(np.eye(spec.size, dtype=np.float32)[i], (len(source), 1)) for i in range(spec.size)]
+  out = []
+  colours = [i for i, n in enumerate(spec.names) if n in domains.COLOURS]
+  for i in range(spec.size):
+    t = np.array(source, np.float32, copy=True)
+    if i in colours:
+      t[:, colours] = 0.0
+      t[:, i] = 1.0
+    else:
+      t[:, i] = 1.0 - t[:, i]
+    out.append(t)
+  return out
+
+
+def stargan_figure(state, config, rows: int = GRID_ROWS) -> np.ndarray:
+  """``[rows, 1 + T, H, W, 3]``: each row an input test image (a random source domain of its
+  dataset; in multi-dataset mode the rows alternate datasets) followed by its translation to each
+  target of every dataset (:func:`figure_targets`)."""
+  specs, sizes = stargan_datasets(config), label_sizes(config)
+  rng = np.random.default_rng([config.seed, EVAL_SEED, 1])
+  inputs, xs, cs = [None] * rows, [], []
+  for d, (name, spec) in enumerate(specs):
+    which = np.arange(d, rows, len(specs))   # this dataset's rows
+    gray = held_out(config, name)[0][:len(which)]
+    source = spec.sample(rng, len(which))
+    x = spec.apply(gray, source)
+    conds = []
+    for e, (_, other) in enumerate(specs):
+      base = source if e == d else np.repeat(other.sample(np.random.default_rng(e), 1), len(which), 0)
+      conds += [_condition(t, e, sizes) for t in figure_targets(other, base)]
+    for j, r in enumerate(which):
+      inputs[r] = x[j]
+      xs.append(np.repeat(x[j:j + 1], len(conds), 0))
+      cs.append(np.stack([c[j] for c in conds]))
+  order = [r for d in range(len(specs)) for r in range(d, rows, len(specs))]
+  ys = stargan_translate(state, np.concatenate(xs), np.concatenate(cs))
+  ys = ys.reshape(rows, -1, *ys.shape[1:])                  # in the order of ``order``
+  out = np.empty((rows, 1 + ys.shape[1], *ys.shape[2:]), np.float32)
+  for k, r in enumerate(order):
+    out[r, 0], out[r, 1:] = inputs[r], ys[k]
+  return out
+
+
+def cyclegan_figure(state, config, rows: int = GRID_ROWS) -> np.ndarray:
+  """``[rows, 6, H, W, 3]``: ``a, G(a), F(G(a))`` then ``b, F(b), G(F(b))`` for held-out test images
+  (A from the first ``rows`` test digits, B from the next)."""
+  gray = held_out(config, config.dataset)[0]
+  a = domains.transform(gray[np.arange(rows) % len(gray)], config.cyclegan.domain_a)
+  b = domains.transform(gray[(np.arange(rows) + rows) % len(gray)], config.cyclegan.domain_b)
+  fake_b, fake_a = cyclegan_translate(state, a, "ab"), cyclegan_translate(state, b, "ba")
+  cols = [a, fake_b, cyclegan_translate(state, fake_b, "ba"),
+          b, fake_a, cyclegan_translate(state, fake_a, "ab")]
+  return np.stack(cols, axis=1)
+
+
+def figure(state, config, rows: int = GRID_ROWS) -> np.ndarray:
+  """The family's figure ``[rows, columns, H, W, 3]`` (images in [-1, 1])."""
+  return (cyclegan_figure if config.model == "cyclegan" else stargan_figure)(state, config, rows)
+
+
+def save_figure(images: np.ndarray, path: str | None) -> np.ndarray:
+  """Tiles a figure ``[rows, cols, H, W, C]`` row by row (PNG at ``path`` if given); the uint8 grid."""
+  rows, cols = images.shape[:2]
+  flat = images.reshape(rows * cols, *images.shape[2:])
+  return viz.save_grid(flat, path, cols) if path else viz.make_grid(flat, cols)
+
+
+def figure_caption(config) -> str:
+  if config.model == "cyclegan":
+    a, b = config.cyclegan.domain_a, config.cyclegan.domain_b
+    return f"each row: {a} a, G(a), F(G(a)) | {b} b, F(b), G(F(b))"
+  cols = [f"{n}:{t}" for n, spec in stargan_datasets(config) for t in spec.names]
+  return f"each row: input, then G(x, c) for c = {', '.join(cols)}"
+
+
+# ---------------------------------------------------------------------------------------
+# Measurement against the ground truth
+
+class Meter:
+  """The ground-truth measurements of a translation run on ``num`` held-out test images per dataset.
+
+  ``train_gray``: ``{dataset: gray train images}`` for the attribute classifiers
+  (trained once, or read from ``cache_dir``); the content classifiers are the
+  committed ones (:func:`jaxgan.metrics.load_classifier`). Source and target
+  labels are drawn once (a fixed seed), so successive calls differ only by
+  the generator.
+  """
+
+  def __init__(self, config, train_gray: dict[str, np.ndarray], num: int = 1000,
+               cache_dir: str | None = None, classifier_steps: int = 400):
+    from jaxgan.metrics import WeightsError, load_classifier
+    from jaxgan.metrics import translation as mt
+    self.config, self.num = config, int(num)
+    if config.model == "cyclegan":
+      self.sets = [(config.dataset, domains.DomainSpec((config.cyclegan.domain_a,
+                                                        config.cyclegan.domain_b)))]
+    else:
+      self.sets = stargan_datasets(config)
+    self.sizes = None if config.model == "cyclegan" else label_sizes(config)
+    self.attribute, self.content, self.test = {}, {}, {}
+    for name, spec in self.sets:
+      gray, classes = held_out(config, name)
+      self.test[name] = (gray[:self.num], classes[:self.num])
+      self.attribute[name] = mt.train_attribute_classifier(
+          train_gray[name], spec, steps=classifier_steps, test_gray=gray, cache_dir=cache_dir, name=name)
+      try:
+        self.content[name] = load_classifier(name)
+      except WeightsError as e:
+        raise ConfigError(f"{e} (or set --config.eval_every=0)") from None
+
+  def classifier_lines(self) -> list[str]:
+    return [f"{name}: attribute classifier {self.attribute[name].test_accuracy:.4f} on real "
+            f"transformed test images, content classifier "
+            f"{self.content[name].manifest.get('test_accuracy', float('nan')):.4f}"
+            for name, _ in self.sets]
+
+  def __call__(self, state) -> dict[str, float]:
+    return self._cyclegan(state) if self.config.model == "cyclegan" else self._stargan(state)
+
+  def _scores(self, name, spec, fake, truth, target, classes) -> dict[str, float]:
+    from jaxgan.metrics import translation as mt
+    return {"mae": mt.mean_abs_error(fake, truth),
+            "attr_acc": self.attribute[name].accuracy(fake, target),
+            "content_acc": mt.class_accuracy(self.content[name], mt.content_gray(fake, spec, target),
+                                             classes)}
+
+  def _cyclegan(self, state) -> dict[str, float]:
+    from jaxgan.metrics import translation as mt
+    name, spec = self.sets[0]
+    gray, classes = self.test[name]
+    a, b = domains.transform(gray, spec.names[0]), domains.transform(gray, spec.names[1])
+    fake_b, fake_a = cyclegan_translate(state, a, "ab"), cyclegan_translate(state, b, "ba")
+    eye = np.eye(2, dtype=np.float32)
+    ab = self._scores(name, spec, fake_b, b, np.tile(eye[1], (len(a), 1)), classes)
+    ba = self._scores(name, spec, fake_a, a, np.tile(eye[0], (len(a), 1)), classes)
+    out = {f"{k}_ab": v for k, v in ab.items()} | {f"{k}_ba": v for k, v in ba.items()}
+    out |= {k: (ab[k] + ba[k]) / 2 for k in ab}
+    out["cycle_a"] = mt.mean_abs_error(cyclegan_translate(state, fake_b, "ba"), a)
+    out["cycle_b"] = mt.mean_abs_error(cyclegan_translate(state, fake_a, "ab"), b)
+    out["identity_mae"] = mt.mean_abs_error(a, b)
+    return out
+
+  def _stargan(self, state) -> dict[str, float]:
+    from jaxgan.metrics import translation as mt
+    out = {}
+    for d, (name, spec) in enumerate(self.sets):
+      gray, classes = self.test[name]
+      rng = np.random.default_rng([self.config.seed, EVAL_SEED, d])
+      source, target = spec.sample(rng, len(gray)), spec.sample(rng, len(gray))
+      x, truth = spec.apply(gray, source), spec.apply(gray, target)
+      fake = stargan_translate(state, x, _condition(target, d, self.sizes))
+      rec = stargan_translate(state, fake, _condition(source, d, self.sizes))
+      scores = self._scores(name, spec, fake, truth, target, classes)
+      scores["rec_l1"] = mt.mean_abs_error(rec, x)
+      scores["identity_mae"] = mt.mean_abs_error(x, truth)
+      suffix = "" if d == 0 else f"_{name}"
+      out |= {k + suffix: v for k, v in scores.items()}
+    return out
+
+
+def summary_lines(config, m: dict[str, float], num: int) -> list[str]:
+  """The final summary's lines for the measurements ``m``."""
+  if config.model == "cyclegan":
+    return [f"translation  MAE vs truth A->B {m['mae_ab']:.4f}  B->A {m['mae_ba']:.4f} (no translation: "
+            f"{m['identity_mae']:.4f})  attribute acc {m['attr_acc_ab']:.4f} / {m['attr_acc_ba']:.4f}  "
+            f"content acc {m['content_acc_ab']:.4f} / {m['content_acc_ba']:.4f}  cycle L1 "
+            f"{m['cycle_a']:.4f} / {m['cycle_b']:.4f}  ({num} test images)"]
+  lines = []
+  for d, (name, _) in enumerate(stargan_datasets(config)):
+    s = "" if d == 0 else f"_{name}"
+    lines.append(f"translation  {name}: MAE vs truth {m['mae' + s]:.4f} (no translation: "
+                 f"{m['identity_mae' + s]:.4f})  attribute acc {m['attr_acc' + s]:.4f}  content acc "
+                 f"{m['content_acc' + s]:.4f}  reconstruction L1 {m['rec_l1' + s]:.4f}  "
+                 f"({num} test images, random source / target labels)")
+  return lines
+
+
+# ---------------------------------------------------------------------------------------
+# Hooks
+
+class TranslationGrid(Hook):
+  """``samples/step_XXXXXXX.png`` every ``sample_every`` steps and ``final.png``: the family's
+  figure (:func:`figure`) on fixed held-out test images."""
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str, write: bool = True):
+    self.config = config
+    self.every = int(config.sample_every)
+    self.directory = os.path.join(workdir, "samples")
+    self.write = write
+
+  def _grid(self, state, name: str) -> np.ndarray:
+    path = None
+    if self.write:
+      os.makedirs(self.directory, exist_ok=True)
+      path = os.path.join(self.directory, name)
+    return save_figure(figure(state, self.config), path)
+
+  def __call__(self, state, step, history):
+    return {"samples": self._grid(state, f"step_{step:07d}.png")}
+
+  def end(self, state, step, history):
+    self._grid(state, "final.png")
+    return [f"samples      {self.directory}  (final: {os.path.join(self.directory, 'final.png')}; "
+            f"{figure_caption(self.config)})"]
+
+
+class TranslationEvaluate(Hook):
+  """The ground-truth measurements (:class:`Meter`) every ``eval_every`` steps on ``eval_samples``
+  test images per dataset: ``mae``, ``attr_acc``, ``content_acc``, and ``cycle_a`` / ``cycle_b``
+  (CycleGAN) or ``rec_l1`` (StarGAN)."""
+
+  def __init__(self, config: ml_collections.ConfigDict, data, log: Callable[[str], None] | None = None):
+    self.config = config
+    self.every = int(config.eval_every)
+    if config.model == "cyclegan":
+      train = {config.dataset: np.concatenate([data.gray_a, data.gray_b])}
+    else:
+      train = {name: g for name, (g, _) in zip(data.name.split("+"), data.datasets)}
+    from jaxgan.metrics import default_cache_dir
+    self.meter = Meter(config, train, int(config.eval_samples),
+                       cache_dir=config.get("eval_cache_dir", "") or default_cache_dir(),
+                       classifier_steps=int(config.get("eval_classifier_steps", 400)))
+    self.last: dict[str, float] = {}
+
+  def __call__(self, state, step, history):
+    self.last = self.meter(state)
+    return dict(self.last)
+
+  def end(self, state, step, history):
+    if not self.last:
+      return []
+    return summary_lines(self.config, self.last, self.meter.num) + [
+        "             " + line for line in self.meter.classifier_lines()]
+
+
+def build_hooks(config: ml_collections.ConfigDict, workdir: str, data: Any, write: bool = True,
+                log: Callable[[str], None] | None = None) -> list[Hook]:
+  """:class:`TranslationGrid`, and :class:`TranslationEvaluate` when ``eval_every``."""
+  hooks: list[Hook] = [TranslationGrid(config, workdir, write)]
+  if config.get("eval_every", 0):
+    hooks.append(TranslationEvaluate(config, data, log))
+  return hooks
