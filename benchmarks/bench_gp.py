@@ -17,8 +17,12 @@ All variants (and, with ``--torch``, the eager-PyTorch reference
 round-robin: each round runs ``--steps`` synchronised steps of every contender in turn,
 so a change of machine load hits all of them alike; the table gives the median over all
 rounds and the CPU (in cores) that *other* processes used during each contender's timed
-blocks ("other load"; only rows near 0 are clean). The contenders never run at the same
-time (the torch child waits on its stdin while JAX runs).
+blocks ("other load"; only rows near 0 are clean) and each contender's process CPU time
+per step. The contenders never run at the same time (the torch child waits on its stdin
+while JAX runs). On a busy machine, compare one thread against one thread, where a
+step's CPU time is its work (no thread waits on a descheduled sibling):
+``XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"`` and
+``--torch_threads 1``.
 
 A variant is ``NAME`` (a label), an optional ``@GIT_REV`` (time the ``jaxgan`` package of
 that revision of this repository, imported in the same process under the same name: e.g.
@@ -163,6 +167,16 @@ def _cpu_ticks(pids=()):
   return sum(fields) - fields[3] - fields[4], own
 
 
+def process_cpu_seconds(pid="self") -> float:
+  """utime + stime of a process (all its threads), in seconds."""
+  try:
+    with open(f"/proc/{pid}/stat") as f:
+      stat = f.read().rsplit(")", 1)[1].split()
+  except OSError:
+    return 0.0
+  return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def other_cores(start, end, seconds):
   if start is None or end is None or seconds <= 0:
     return 0.0
@@ -173,9 +187,9 @@ def other_cores(start, end, seconds):
 class TorchReference:
   """``benchmarks/torch_reference_gp.py --serve`` in its own interpreter."""
 
-  def __init__(self, python: str):
-    self.proc = subprocess.Popen([python, str(TORCH_SCRIPT), "--serve"], stdin=subprocess.PIPE,
-                                 stdout=subprocess.PIPE, text=True)
+  def __init__(self, python: str, threads: int = 0):
+    cmd = [python, str(TORCH_SCRIPT), "--serve"] + (["--threads", str(threads)] if threads else [])
+    self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     self.version = self.proc.stdout.readline().strip()
 
   def run(self, what: str, batch_size: int, steps: int) -> list[float]:
@@ -286,6 +300,8 @@ def main(argv=None) -> int:
   parser.add_argument("--train_steps", type=int, default=1,
                       help="timed train steps (5 critic updates + G) per contender per round")
   parser.add_argument("--torch", default=None, help="python interpreter with torch (reference)")
+  parser.add_argument("--torch_threads", type=int, default=0,
+                      help="torch.set_num_threads for the reference (0: torch's default)")
   parser.add_argument("--hlo", default=None, help="directory for the critic steps' optimized HLO")
   parser.add_argument("--convs", action="store_true",
                       help="list and time the convolutions of each critic step's jaxpr")
@@ -298,7 +314,9 @@ def main(argv=None) -> int:
     loadavg = f.read().split()[:3]
   print(f"backend: {jax.default_backend()}  jax {jax.__version__}  {os.cpu_count()} CPUs  "
         f"load average {' '.join(loadavg)}")
-  torch = TorchReference(args.torch) if args.torch else None
+  if os.environ.get("XLA_FLAGS"):
+    print(f"XLA_FLAGS={os.environ['XLA_FLAGS']}")
+  torch = TorchReference(args.torch, args.torch_threads) if args.torch else None
   if torch:
     print(f"reference: {torch.version}")
 
@@ -321,16 +339,18 @@ def main(argv=None) -> int:
         state, metrics = compiled(state, batch)  # warm-up
         jax.block_until_ready((state, metrics))
         contenders.append({"label": label, "compiled": compiled, "state": state, "batch": batch,
-                           "compile_s": compile_s, "times": [], "load": []})
+                           "compile_s": compile_s, "times": [], "load": [], "cpu": []})
       if torch:
         torch.run(what, batch_size, 1)  # warm-up
         contenders.append({"label": "eager PyTorch (reference)", "compiled": None,
-                           "compile_s": None, "times": [], "load": []})
+                           "compile_s": None, "times": [], "load": [], "cpu": []})
       steps = args.steps if what == "critic" else args.train_steps
       for _ in range(args.rounds):
         for c in contenders:
           pids = (torch.proc.pid,) if torch else ()
           start, t0 = _cpu_ticks(pids), time.perf_counter()
+          own = torch.proc.pid if c["compiled"] is None else "self"
+          cpu0 = process_cpu_seconds(own)
           if c["compiled"] is None:
             c["times"] += torch.run(what, batch_size, steps)
           else:
@@ -340,29 +360,34 @@ def main(argv=None) -> int:
               jax.block_until_ready((c["state"], metrics))
               c["times"].append(time.perf_counter() - t)
           c["load"].append(other_cores(start, _cpu_ticks(pids), time.perf_counter() - t0))
+          c["cpu"].append((process_cpu_seconds(own) - cpu0) / steps)
       ref = np.median(contenders[-1]["times"]) if torch else None
       for c in contenders:
         med = float(np.median(c["times"]))
         rows.append({"what": what, "batch": batch_size, "label": c["label"],
                      "compile_s": c["compile_s"], "median_ms": 1e3 * med,
                      "vs_torch": (med / ref) if ref else None, "load": max(c["load"]),
+                     "cpu_ms": 1e3 * float(np.median(c["cpu"])),
                      "n": len(c["times"])})
         print(f"  {what} batch {batch_size} {c['label']}: {1e3 * med:.1f} ms", flush=True)
   if torch:
     torch.close()
 
-  print("\n| step | batch | variant | compile (s) | median (ms) | vs eager PyTorch | other load |")
-  print("|---|---:|---|---:|---:|---:|---:|")
+  print("\n| step | batch | variant | compile (s) | median (ms) | vs eager PyTorch | CPU time (ms) "
+        "| other load |")
+  print("|---|---:|---|---:|---:|---:|---:|---:|")
   for r in rows:
     comp = "-" if r["compile_s"] is None else f"{r['compile_s']:.1f}"
     vs = "-" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}x"
     flag = " (!)" if r["load"] > BUSY else ""
     step = "critic update" if r["what"] == "critic" else "train step (5 critic + G)"
     print(f"| {step} | {r['batch']} | {r['label']} | {comp} | {r['median_ms']:.1f} | {vs} "
-          f"| {r['load']:.2f}{flag} |")
+          f"| {r['cpu_ms']:.0f} | {r['load']:.2f}{flag} |")
   print(f"\nmedians over {args.rounds} rounds x {args.steps} critic / {args.train_steps} train "
         f"steps per contender, round-robin; 'other load': most CPU cores used by other processes "
-        f"during a contender's timed block in any round (> {BUSY}: disturbed)")
+        f"during a contender's timed block in any round (> {BUSY}: disturbed); 'CPU time': the "
+        f"contender's process CPU time per step (all threads; median over rounds), which other load "
+        f"inflates less than wall time, but which includes spin-waiting threads")
   return 0
 
 

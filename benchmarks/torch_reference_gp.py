@@ -166,8 +166,11 @@ def main(argv=None):
   parser.add_argument("--n_critic", type=int, default=5)
   parser.add_argument("--channels_last", action="store_true", help="NHWC memory format")
   parser.add_argument("--serve", action="store_true", help="line protocol of bench_gp.py")
+  parser.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: default)")
   args = parser.parse_args(argv)
   torch.manual_seed(0)
+  if args.threads:
+    torch.set_num_threads(args.threads)
   if args.serve:
     return serve()
   print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
