@@ -305,7 +305,9 @@ def _convolutions(fn, *args):
 
 
 def test_adjoint_gp_double_backward_has_no_input_dilated_convolution():
-  # XLA:CPU runs an input-dilated ("transposed") convolution through a slow generic path;
+  # An input-dilated ("transposed") convolution is XLA's own input gradient of a stride-2
+  # convolution; differentiated once more with respect to its kernel (the penalty's parameter
+  # gradient) it becomes XLA:CPU's slow generic convolution (benchmarks/README.md, bench_gp).
   # "adjoint" computes every input gradient, of any order, as the per-phase up-sampling.
   # (The 1-channel image layer's up-sampling keeps the dilated form: it is tiny.)
   params, real, fake, key, _ = _dcgan_gp_case()

@@ -194,10 +194,11 @@ def conv_down_adjoint(x: jax.Array, kernel: jax.Array) -> jax.Array:
 # The forward rules call the custom_vjp functions themselves, not the plain formulation:
 # under a second differentiation (a gradient penalty differentiates the input gradient
 # with respect to the parameters) JAX differentiates the forward rule's primal
-# computation. Plain ``conv_down`` there would get XLA's own derivatives: its input
-# gradient is the input-dilated convolution that XLA:CPU runs ~5x slower than the
-# up-sampling (benchmarks/README.md, "WGAN-GP critic step"). Each call strips one
-# level of differentiation, so the recursion ends in the plain formulation.
+# computation. Plain ``conv_down`` there would get XLA's own derivatives (an
+# input-dilated convolution for the input gradient, an unchunked weight gradient),
+# 5-16 % slower in the WGAN-GP critic step than the adjoint pair on XLA:CPU
+# (benchmarks/README.md, ``bench_gp.py``). Each call strips one level of
+# differentiation, so the recursion ends in the plain formulation.
 def _conv_down_fwd(x, kernel):
   return conv_down_adjoint(x, kernel), (x, kernel)
 
