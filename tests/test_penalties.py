@@ -1,5 +1,6 @@
 """Gradient penalties (WGAN-GP, one-sided, R1), weight clipping and n_critic in the train step."""
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 import jaxgan
 from jaxgan import losses, steps
-from jaxgan.models import MLPDiscriminator, MLPGenerator, build_models
+from jaxgan.models import DCGANDiscriminator, MLPDiscriminator, MLPGenerator, build_models
 
 SHAPE = (4, 8, 8, 1)
 
@@ -223,3 +224,100 @@ def test_critic_scan_is_unrolled_on_cpu(mlp):
   jaxpr = jax.make_jaxpr(body)(mlp, _batch(k=3))
   scans = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "scan"]
   assert [(e.params["length"], e.params["unroll"]) for e in scans] == [(3, 3)]
+
+
+# ---------------------------------------------------------------------------- GP of the DCGAN critic
+
+class _NaiveCritic(nn.Module):
+  """The WGAN-GP DCGAN critic written plainly (flax ``nn.Conv``: XLA's convolutions and
+  derivatives), with the parameter names of ``DCGANDiscriminator(norm="layer")``."""
+  features: tuple = (8, 16, 32)
+
+  @nn.compact
+  def __call__(self, x):
+    for i, f in enumerate(self.features):
+      x = nn.Conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=(i == 0))(x)
+      if i > 0:
+        x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1)(x)
+      x = nn.leaky_relu(x, 0.2)
+    x = nn.Conv(1, (x.shape[1], x.shape[2]), padding="VALID")(x)
+    return x.reshape(x.shape[0])
+
+
+def _naive_gp(params, real, fake, eps):
+  """mean((||grad_x D(x_hat)|| - 1)^2), one example at a time (jax.grad inside jax.vmap)."""
+  critic = _NaiveCritic()
+  x_hat = eps[:, None, None, None] * real + (1.0 - eps[:, None, None, None]) * fake
+  per_example = jax.grad(lambda x: critic.apply({"params": params}, x[None])[0])
+  g = jax.vmap(per_example)(x_hat)
+  return jnp.mean((jnp.sqrt(jnp.sum(g ** 2, axis=(1, 2, 3))) - 1.0) ** 2)
+
+
+def _dcgan_gp_case(seed=0, n=4):
+  real = jnp.asarray(np.random.default_rng(seed).uniform(-1, 1, (n, 32, 32, 1)), jnp.float32)
+  fake = jnp.asarray(np.random.default_rng(seed + 1).uniform(-1, 1, (n, 32, 32, 1)), jnp.float32)
+  params = _NaiveCritic().init(jax.random.PRNGKey(seed), real)["params"]
+  # Larger weights than DCGAN's N(0, 0.02), so that the norms are far from 1 and all terms count.
+  params = jax.tree.map(lambda p: p * 10.0 if p.ndim == 4 else p + 0.1, params)
+  key = jax.random.PRNGKey(seed + 2)
+  eps = jax.random.uniform(key, (n, 1, 1, 1), jnp.float32).reshape(n)  # what interpolates draws
+  return params, real, fake, key, eps
+
+
+@pytest.mark.parametrize("conv_impl", ["adjoint", "xla", "auto"])
+def test_dcgan_critic_gp_and_its_parameter_gradient_match_the_naive_double_grad(conv_impl):
+  params, real, fake, key, eps = _dcgan_gp_case()
+  d = DCGANDiscriminator(features=(8, 16, 32), norm="layer", conv_impl=conv_impl)
+  assert jax.tree.map(jnp.shape, d.init(jax.random.PRNGKey(0), real)["params"]) == \
+      jax.tree.map(jnp.shape, params)
+
+  def gp(p):
+    return losses.gradient_penalty(lambda x: d.apply({"params": p}, x), real, fake, key)
+
+  value, grads = jax.jit(jax.value_and_grad(gp))(params)
+  ref_value, ref_grads = jax.jit(jax.value_and_grad(_naive_gp))(params, real, fake, eps)
+  assert float(ref_value) > 1.0   # norms far from 1: a real test of the second-order terms
+  np.testing.assert_allclose(float(value), float(ref_value), rtol=1e-4)
+  for a, b in zip(jax.tree.leaves(grads), jax.tree.leaves(ref_grads)):
+    scale = float(np.max(np.abs(b)))
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-3, atol=1e-4 * scale)
+
+
+def _convolutions(fn, *args):
+  """Params of every convolution in ``fn``'s jaxpr (dead code removed), nested calls included."""
+  from jax._src.interpreters import partial_eval as pe
+  closed = jax.make_jaxpr(fn)(*args)
+  jaxpr, _ = pe.dce_jaxpr(closed.jaxpr, [True] * len(closed.jaxpr.outvars))
+  found = []
+
+  def walk(j):
+    for e in j.eqns:
+      if e.primitive.name == "conv_general_dilated":
+        found.append((e.invars[0].aval.shape, e.invars[1].aval.shape, e.params))
+      for v in e.params.values():
+        for sub in (v if isinstance(v, (list, tuple)) else [v]):
+          if hasattr(sub, "jaxpr") and hasattr(sub.jaxpr, "eqns"):
+            walk(sub.jaxpr)
+          elif hasattr(sub, "eqns"):
+            walk(sub)
+  walk(jaxpr)
+  return found
+
+
+def test_adjoint_gp_double_backward_has_no_input_dilated_convolution():
+  # An input-dilated ("transposed") convolution is XLA's own input gradient of a stride-2
+  # convolution; differentiated once more with respect to its kernel (the penalty's parameter
+  # gradient) it becomes XLA:CPU's slow generic convolution (benchmarks/README.md, bench_gp).
+  # "adjoint" computes every input gradient, of any order, as the per-phase up-sampling.
+  # (The 1-channel image layer's up-sampling keeps the dilated form: it is tiny.)
+  params, real, fake, key, _ = _dcgan_gp_case()
+  d = DCGANDiscriminator(features=(8, 16, 32), norm="layer", conv_impl="adjoint")
+  gp = lambda p: losses.gradient_penalty(lambda x: d.apply({"params": p}, x), real, fake, key)  # noqa: E731
+  convs = _convolutions(jax.grad(gp), params)
+  dilated = [(lhs, rhs) for lhs, rhs, p in convs
+             if tuple(p["lhs_dilation"]) != (1, 1) and min(rhs[2:]) > 1]
+  assert len(convs) > 10 and not dilated, dilated
+  plain = _convolutions(jax.grad(lambda p: losses.gradient_penalty(
+      lambda x: DCGANDiscriminator((8, 16, 32), norm="layer", conv_impl="xla").apply({"params": p}, x),
+      real, fake, key)), params)
+  assert any(tuple(p["lhs_dilation"]) != (1, 1) and min(rhs[2:]) > 1 for _, rhs, p in plain)

@@ -191,8 +191,16 @@ def conv_down_adjoint(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return conv_down(x, kernel)
 
 
+# The forward rules call the custom_vjp functions themselves, not the plain formulation:
+# under a second differentiation (a gradient penalty differentiates the input gradient
+# with respect to the parameters) JAX differentiates the forward rule's primal
+# computation. Plain ``conv_down`` there would get XLA's own derivatives (an
+# input-dilated convolution for the input gradient, an unchunked weight gradient),
+# 5-16 % slower in the WGAN-GP critic step than the adjoint pair on XLA:CPU
+# (benchmarks/README.md, ``bench_gp.py``). Each call strips one level of
+# differentiation, so the recursion ends in the plain formulation.
 def _conv_down_fwd(x, kernel):
-  return conv_down(x, kernel), (x, kernel)
+  return conv_down_adjoint(x, kernel), (x, kernel)
 
 
 def _conv_down_bwd(res, g):
@@ -220,7 +228,7 @@ def upsample2x_adjoint(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 
 def _upsample_fwd(x, kernel):
-  return _upsample_forward(x, kernel), (x, kernel)
+  return upsample2x_adjoint(x, kernel), (x, kernel)
 
 
 def _upsample_bwd(res, g):
