@@ -30,7 +30,8 @@ def get_config():
   config.loss = "nonsaturating"
   config.generator.hidden = (500, 500)
   config.discriminator.hidden = (1000, 500, 250, 250, 250)
-  config.discriminator.input_noise = 0.6   # their 0.3 on [0, 1] pixels; ours are in [-1, 1]
+  config.discriminator.unit_pixels = True  # D sees (x + 1) / 2: their [0, 1] pixels (background 0)
+  config.discriminator.input_noise = 0.3
   config.discriminator.hidden_noise = 0.5
   config.discriminator.weight_norm = True  # data-dependent init on 500 images before step 1
   config.learning_rate = 3e-3

@@ -352,6 +352,14 @@ def test_sgan_discriminator_features_are_the_last_hidden_layer_before_its_noise(
   plain = SGANDiscriminator(num_classes=3, hidden=(6,), weight_norm=False)
   pp = plain.init(jax.random.PRNGKey(0), x, train=False)["params"]
   assert weight_norm_data_init(plain, pp, x, jax.random.PRNGKey(5)) is pp
+  # unit_pixels: D sees Salimans et al.'s [0, 1] pixels, x -> (x + 1) / 2 first.
+  lin = SGANDiscriminator(num_classes=3, hidden=(), input_noise=0.0, weight_norm=False, unit_pixels=True)
+  pl = lin.init(jax.random.PRNGKey(0), x, train=False)["params"]
+  kernel, bias = pl["Dense_0"]["kernel"], pl["Dense_0"]["bias"]
+  np.testing.assert_allclose(lin.apply({"params": pl}, x, train=False)[0],
+                             ((x + 1) / 2).reshape(16, -1) @ kernel + bias, rtol=1e-5, atol=1e-6)
+  raw = lin.clone(unit_pixels=False).apply({"params": pl}, x, train=False)[0]
+  np.testing.assert_allclose(raw, x.reshape(16, -1) @ kernel + bias, rtol=1e-5, atol=1e-6)
   # Evaluation (train=False) is deterministic: no noise.
   e1 = d.apply({"params": new}, x, train=False)
   np.testing.assert_array_equal(e1[0], d.apply({"params": new}, x, train=False)[0])

@@ -276,14 +276,20 @@ class SGANDiscriminator(nn.Module):
   matches. ``body="dcgan"`` uses DCGAN's convolution stack (``features_conv``,
   ``norm``) instead of the MLP.
 
-  Pixels: jaxgan images live in [-1, 1], Salimans et al.'s in [0, 1]; their
-  input noise 0.3 is ``input_noise=0.6`` here (the data-dependent
-  initialisation absorbs the affine map, the noise does not).
+  Pixels: jaxgan images live in [-1, 1], Salimans et al.'s in [0, 1]. With
+  ``unit_pixels`` (``configs/sgan_mnist.py`` sets it; off by default, so runs
+  made before it rebuild unchanged) D first maps ``x -> (x + 1) / 2``, so it sees
+  their inputs and their noise (``input_noise`` in [0, 1] units). It is not
+  only a matter of scale: on [-1, 1] the black background is -1, so every
+  background pixel feeds a non-zero gradient to the first layer's weights,
+  which Adam turns into full-size updates of ~600 background coordinates
+  per unit; on [0, 1] they get none, as in the paper.
   """
   num_classes: int = 10
   body: str = "mlp"
   hidden: Sequence[int] = (1000, 500, 250, 250, 250)
-  input_noise: float = 0.6
+  unit_pixels: bool = False
+  input_noise: float = 0.3
   hidden_noise: float = 0.5
   weight_norm: bool = True
   features: Sequence[int] = (64, 128, 256)
@@ -309,6 +315,8 @@ class SGANDiscriminator(nn.Module):
         return lambda h: layer(h, data_init=data_init)
       return nn.Dense(width)
 
+    if self.unit_pixels:
+      x = (x + 1.0) * 0.5
     x = self._noise(x, self.input_noise, train)
     if self.body == "mlp":
       h = x.reshape((x.shape[0], -1))
