@@ -9,7 +9,9 @@ For each ``--workdir`` written by ``train.py`` (the latest checkpoint, or ``--st
   (mean over classes of the FID of class ``k``'s samples against the real test
   images of class ``k``, in that classifier's feature space);
 * semi-supervised GAN: the discriminator's accuracy on the real test split
-  (all of it), and the labels it was trained with.
+  (all of it; D's Polyak-averaged parameters when the run kept them,
+  ``config.d_ema``, and the current ones beside), and the labels it was
+  trained with.
 
     python benchmarks/bench_conditional.py --workdir runs/cgan_mnist [--workdir runs/acgan_fmnist ...]
         [--samples_per_class 1000] [--data_dir /tmp/tfdsdata] [--json out.json]
@@ -57,9 +59,13 @@ def measure(workdir: str, samples_per_class: int, step: int | None, data_dir: st
     row["samples_per_class"] = samples_per_class
     row["classifier_real_accuracy"] = metric.real_accuracy
   elif fam == "sgan":
-    acc = ch.discriminator_accuracy(state, test.images, test.labels)
+    from jaxgan.ema import ema_params
+    averaged = ema_params(state.d_opt_state, state.d_params)  # config.d_ema: Polyak average
+    acc = ch.discriminator_accuracy(state, test.images, test.labels, d_params=averaged)
+    if averaged is not None:
+      row["test_acc_raw"] = ch.discriminator_accuracy(state, test.images, test.labels)
     sgan = config.get("sgan", {})
-    row.update({"test_acc": acc, "test_error": 1 - acc,
+    row.update({"test_acc": acc, "test_error": 1 - acc, "averaged": averaged is not None,
                 "labels": int(sgan.get("labels_per_class", 10)) * int(test.num_classes),
                 "unsupervised_weight": float(sgan.get("unsupervised_weight", 0.5))})
   else:
@@ -83,7 +89,9 @@ def main(argv=None):
   for r in rows:
     if r["family"] == "sgan":
       result = (f"test error {100 * r['test_error']:.2f}% ({r['labels']} labels, "
-                f"unsupervised weight {r['unsupervised_weight']})")
+                f"unsupervised weight {r['unsupervised_weight']}"
+                + (f"; averaged D, current D {100 * (1 - r['test_acc_raw']):.2f}%" if r["averaged"] else "")
+                + ")")
     else:
       per = [r[f"cond_acc_{k}"] for k in range(10) if f"cond_acc_{k}" in r]
       result = (f"correctness {100 * r['cond_acc']:.2f}% (worst class {100 * min(per):.1f}%), "

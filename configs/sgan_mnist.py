@@ -30,11 +30,15 @@ def get_config():
   config.loss = "nonsaturating"
   config.generator.hidden = (500, 500)
   config.discriminator.hidden = (1000, 500, 250, 250, 250)
+  config.discriminator.unit_pixels = True  # D sees (x + 1) / 2: their [0, 1] pixels (background 0)
   config.discriminator.input_noise = 0.3
   config.discriminator.hidden_noise = 0.5
-  config.discriminator.weight_norm = True
+  config.discriminator.weight_norm = True  # data-dependent init on 500 images before step 1
   config.learning_rate = 3e-3
   config.b1 = 0.5
+  config.adam_eps = 0.0                    # their Adam: g / sqrt(v + 1e-8)
+  config.adam_eps_root = 1e-8
+  config.d_ema = 0.999                     # test accuracy of D's Polyak average (theirs: 0.9999)
   config.batch_size = 100
   config.num_steps = 30000               # 50 epochs of the unlabelled set (the paper: 300)
   config.sgan = ml_collections.ConfigDict({

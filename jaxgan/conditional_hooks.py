@@ -28,6 +28,7 @@ import ml_collections
 import numpy as np
 
 from jaxgan import models, viz
+from jaxgan.ema import ema_params
 from jaxgan.errors import ConfigError
 from jaxgan.hooks import Hook, SampleGrid, fixed_noise
 from jaxgan.state import GANState, takes_label
@@ -250,9 +251,36 @@ class ConditionalEvaluate(Hook):
             f"{self.metric.real_accuracy:.4f} on the real test split)"]
 
 
+DATA_INIT_TAG = 0xD17A  # fold_in tag of the data-dependent initialisation's noise
+DATA_INIT_IMAGES = 500  # Salimans et al. (2016) initialise on 500 training images
+
+
+def initialise_from_data(state: GANState, data: Any, config: ml_collections.ConfigDict) -> GANState:
+  """A fresh semi-supervised state with its weight-normalised D initialised from data.
+
+  Runs :func:`jaxgan.models.conditional.weight_norm_data_init` on
+  :data:`DATA_INIT_IMAGES` training images (``data.init_images``, seeded by
+  ``config.seed``) and re-initialises D's optimizer state on the new
+  parameters. Other families and discriminators without ``weight_norm`` are
+  returned unchanged. A resumed run restores its parameters over this.
+  """
+  if family(config) != "sgan" or not getattr(state.discriminator, "weight_norm", False) \
+      or not hasattr(data, "init_images"):
+    return state
+  from jaxgan.models.conditional import weight_norm_data_init
+  images = jnp.asarray(data.init_images(DATA_INIT_IMAGES, int(config.seed)))
+  key = jax.random.fold_in(jnp.asarray(state.key), DATA_INIT_TAG)
+  params = jax.jit(lambda p, x, k: weight_norm_data_init(state.discriminator, p, x, k))(
+      state.d_params, images, key)
+  return state.replace(d_params=params, d_opt_state=state.d_tx.init(params))
+
+
 def discriminator_accuracy(state: GANState, images: np.ndarray, labels: np.ndarray,
-                           batch_size: int = 1000) -> float:
-  """Accuracy of a semi-supervised discriminator's K-way classifier (inference mode) on ``images``."""
+                           batch_size: int = 1000, d_params=None) -> float:
+  """Accuracy of a semi-supervised discriminator's K-way classifier (inference mode: no noise)
+  on ``images``, with ``d_params`` (default: the state's)."""
+  if d_params is not None:
+    state = state.replace(d_params=d_params)
   apply = jax.jit(lambda s, x: jnp.argmax(s.discriminate(x, train=False)[0][0], -1))
   hits, n = 0, len(images)
   for start in range(0, n, batch_size):
@@ -265,7 +293,12 @@ def discriminator_accuracy(state: GANState, images: np.ndarray, labels: np.ndarr
 
 
 class SemiSupervisedTestAccuracy(Hook):
-  """The semi-supervised discriminator's accuracy on the real test split every ``sgan.eval_every`` steps."""
+  """The semi-supervised discriminator's accuracy on the real test split every ``sgan.eval_every`` steps.
+
+  ``test_acc`` / ``test_error`` use D's Polyak-averaged parameters when D's
+  optimizer keeps them (``config.d_ema``; then ``test_acc_raw`` is the current
+  parameters'), else the current parameters; D runs without its noise.
+  """
 
   def __init__(self, config: ml_collections.ConfigDict, labels_per_class: int, num_classes: int):
     self.every = int(config.sgan.get("eval_every", 0))
@@ -274,8 +307,12 @@ class SemiSupervisedTestAccuracy(Hook):
     self.last: float | None = None
 
   def __call__(self, state, step, history):
-    self.last = discriminator_accuracy(state, self.test.images, self.test.labels)
-    return {"test_acc": self.last, "test_error": 1.0 - self.last}
+    out = {}
+    averaged = ema_params(state.d_opt_state, state.d_params)
+    if averaged is not None:  # config.d_ema: evaluate the Polyak average, as Salimans et al.
+      out["test_acc_raw"] = discriminator_accuracy(state, self.test.images, self.test.labels)
+    self.last = discriminator_accuracy(state, self.test.images, self.test.labels, d_params=averaged)
+    return {"test_acc": self.last, "test_error": 1.0 - self.last, **out}
 
   def end(self, state, step, history):
     if self.last is None:
@@ -316,6 +353,6 @@ def build_hooks(config: ml_collections.ConfigDict, workdir: str, data: Any, writ
   return hooks
 
 
-__all__ = ["ClassGrid", "ConditionalCorrectness", "ConditionalEvaluate", "SemiSupervisedTestAccuracy",
+__all__ = ["DATA_INIT_IMAGES", "initialise_from_data", "ClassGrid", "ConditionalCorrectness", "ConditionalEvaluate", "SemiSupervisedTestAccuracy",
            "build_hooks", "check_family", "class_rows", "discriminator_accuracy", "family",
            "generate_conditional", "step_options", "takes_label"]

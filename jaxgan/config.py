@@ -33,6 +33,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.d_learning_rate = 0.0           # the discriminator's own rate (0 = learning_rate)
   c.b1 = 0.5
   c.b2 = 0.999
+  c.adam_eps = 1e-8                 # Adam: added to sqrt(second moment) (optax's eps)
+  c.adam_eps_root = 0.0             # Adam: added inside the square root (optax's eps_root)
+  c.d_ema = 0.0                     # Polyak average of D's parameters in D's optimizer state (decay; 0 = off)
   c.batch_size = 64
   c.num_steps = 5000                # generator updates
   # The objective's training mechanics (jaxgan.steps.make_train_step).
@@ -132,6 +135,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
                      or eval_samples < 10):
     raise ConfigError(f"config.eval_samples must be an integer >= 10 (a few thousand for meaningful "
                       f"FID), got {eval_samples!r}")
+  for key in ("adam_eps", "adam_eps_root"):
+    value = config.get(key, 0.0)
+    if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+        or value < 0):
+      raise ConfigError(f"config.{key} must be a number >= 0, got {value!r}")
+  if config.get("adam_eps", 1e-8) == 0 and config.get("adam_eps_root", 0.0) == 0:
+    raise ConfigError("config.adam_eps and config.adam_eps_root are both 0: Adam would divide by "
+                      "zero for a parameter without gradient; set one of them > 0")
+  d_ema = config.get("d_ema", 0.0)
+  if isinstance(d_ema, bool) or not isinstance(d_ema, (int, float)) or not 0 <= d_ema < 1:
+    raise ConfigError(f"config.d_ema must be in [0, 1) (0 = no parameter average), got {d_ema!r}")
   optimizer = config.get("optimizer", "adam")
   if optimizer not in OPTIMIZERS:
     raise ConfigError(f"config.optimizer={optimizer!r} is unknown; choose one of {list(OPTIMIZERS)}")

@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 from jaxgan import config as config_lib
+from jaxgan import ema
 from jaxgan import data as data_lib
 from jaxgan import parallel
 from jaxgan import translation_hooks
@@ -52,14 +53,16 @@ def build_optimizer(config: ml_collections.ConfigDict,
                     learning_rate: float | None = None) -> optax.GradientTransformation:
   """``config.optimizer`` at ``learning_rate`` (default ``config.learning_rate``).
 
-  ``"adam"``: Adam(``b1``, ``b2``). ``"rmsprop"``: RMSProp as in PyTorch's
+  ``"adam"``: Adam(``b1``, ``b2``; ``adam_eps`` added to the root of the second
+  moment, ``adam_eps_root`` inside it: Salimans et al.'s 2016 code has 0 and 1e-8). ``"rmsprop"``: RMSProp as in PyTorch's
   ``optim.RMSprop`` defaults that the WGAN reference code uses (squared-gradient
   decay 0.99, eps 1e-8 added outside the square root, no momentum).
   """
   name = config.get("optimizer", "adam")
   lr = learning_rate or config.learning_rate
   if name == "adam":
-    return optax.adam(lr, b1=config.b1, b2=config.b2)
+    return optax.adam(lr, b1=config.b1, b2=config.b2, eps=float(config.get("adam_eps", 1e-8)),
+                      eps_root=float(config.get("adam_eps_root", 0.0)))
   if name == "rmsprop":
     return optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False)
   raise ConfigError(f"config.optimizer={name!r} is unknown; choose one of {list(config_lib.OPTIMIZERS)}")
@@ -68,9 +71,13 @@ def build_optimizer(config: ml_collections.ConfigDict,
 def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation,
                                                                   optax.GradientTransformation]:
   """``(g_tx, d_tx)``: the same optimizer for both networks (each with its own state), at
-  ``g_learning_rate`` / ``d_learning_rate`` where set (non-zero), else ``learning_rate``."""
-  return (build_optimizer(config, config.get("g_learning_rate", 0.0)),
-          build_optimizer(config, config.get("d_learning_rate", 0.0)))
+  ``g_learning_rate`` / ``d_learning_rate`` where set (non-zero), else ``learning_rate``.
+  ``d_ema`` (a decay, 0 = off) makes D's optimizer also keep a Polyak average of D's
+  parameters (:mod:`jaxgan.ema`), which the semi-supervised test accuracy reads."""
+  d_tx = build_optimizer(config, config.get("d_learning_rate", 0.0))
+  if config.get("d_ema", 0.0):
+    d_tx = optax.chain(d_tx, ema.param_ema(float(config.d_ema)))
+  return build_optimizer(config, config.get("g_learning_rate", 0.0)), d_tx
 
 
 def build_state(config: ml_collections.ConfigDict, image_shape, num_classes: int = 0) -> GANState:
@@ -302,6 +309,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   from jaxgan import conditional_hooks
   conditional_hooks.check_family(config, data.num_classes)
   state = build_state(config, image_shape, data.num_classes)
+  state = conditional_hooks.initialise_from_data(state, data, config)  # SGAN: weight-norm init
   meta = config_lib.model_meta(config, image_shape)
   n_critic = step_options(config)["n_critic"]
   runner = _Runner(config, devices, process_local)

@@ -305,6 +305,126 @@ def test_sgan_step_moves_both_networks_and_the_baseline_ignores_the_fakes():
   assert not _leaves_equal(new.d_params, full2.d_params)
 
 
+def test_weight_norm_dense_data_dependent_init_normalises_and_fixes_hidden_scales():
+  from jaxgan.models.layers import WeightNormDense
+  x = jax.random.normal(jax.random.PRNGKey(3), (64, 5)) * 3.0 + 1.0
+  layer = WeightNormDense(4, train_scale=False)
+  params = layer.init(jax.random.PRNGKey(0), x)["params"]
+  assert set(params) == {"kernel", "scale", "bias"}
+  np.testing.assert_allclose(params["scale"], 1.0)
+  _, mutated = layer.apply({"params": params}, x, data_init=True, mutable=["params"])
+  y = layer.apply({"params": mutated["params"]}, x)
+  # Pre-activations on the init batch: zero mean, unit variance per unit (Salimans & Kingma, 2016).
+  np.testing.assert_allclose(np.mean(y, 0), 0.0, atol=1e-5)
+  np.testing.assert_allclose(np.std(y, 0), 1.0, rtol=1e-4)
+  # By hand: y = x v g / ||v|| + b.
+  v, g, b = (np.asarray(mutated["params"][k]) for k in ("kernel", "scale", "bias"))
+  np.testing.assert_allclose(y, np.asarray(x) @ (v * g / np.linalg.norm(v, axis=0)) + b, rtol=1e-4, atol=1e-5)
+  # A hidden layer's scale gets no gradient (fixed after the init, as their code); the output's does.
+  loss = lambda m, p: jnp.sum(jnp.square(m.apply({"params": p}, x)))
+  assert float(jnp.abs(jax.grad(lambda p: loss(layer, p))(params)["scale"]).max()) == 0.0
+  out = WeightNormDense(4, train_scale=True)
+  assert float(jnp.abs(jax.grad(lambda p: loss(out, p))(params)["scale"]).max()) > 0.0
+
+
+def test_sgan_discriminator_features_are_the_last_hidden_layer_before_its_noise():
+  from jaxgan.models import SGANDiscriminator
+  from jaxgan.models.conditional import weight_norm_data_init
+  d = SGANDiscriminator(num_classes=3, hidden=(6, 5), input_noise=0.0, hidden_noise=0.5)
+  x = _images(16, (4, 4, 1))
+  params = d.init(jax.random.PRNGKey(0), x, train=False)["params"]
+  run = lambda p, k: d.apply({"params": p}, x, train=True, rngs={"noise": jax.random.PRNGKey(k)})
+  (l1, f1), (l2, f2) = run(params, 1), run(params, 2)
+  assert f1.shape == (16, 5) and l1.shape == (16, 3) and np.abs(l1 - l2).max() > 1e-3
+  # The last hidden layer's own noise is not in the features: only the noise below it is.
+  d1 = d.clone(hidden=(6,))
+  p1 = d1.init(jax.random.PRNGKey(0), x, train=False)["params"]
+  (_, a), (_, b) = (d1.apply({"params": p1}, x, train=True, rngs={"noise": jax.random.PRNGKey(k)})
+                    for k in (1, 2))
+  np.testing.assert_array_equal(a, b)
+  assert float(jnp.min(a)) >= 0.0                    # after the ReLU
+  # Data-dependent init: every layer's scale and bias move; without weight_norm nothing to do.
+  new = weight_norm_data_init(d, params, x, jax.random.PRNGKey(5))
+  assert jax.tree.structure(new) == jax.tree.structure(params)
+  for name in params:
+    assert not np.allclose(new[name]["scale"], params[name]["scale"])
+    assert not np.allclose(new[name]["bias"], params[name]["bias"])
+  plain = SGANDiscriminator(num_classes=3, hidden=(6,), weight_norm=False)
+  pp = plain.init(jax.random.PRNGKey(0), x, train=False)["params"]
+  assert weight_norm_data_init(plain, pp, x, jax.random.PRNGKey(5)) is pp
+  # unit_pixels: D sees Salimans et al.'s [0, 1] pixels, x -> (x + 1) / 2 first.
+  lin = SGANDiscriminator(num_classes=3, hidden=(), input_noise=0.0, weight_norm=False, unit_pixels=True)
+  pl = lin.init(jax.random.PRNGKey(0), x, train=False)["params"]
+  kernel, bias = pl["Dense_0"]["kernel"], pl["Dense_0"]["bias"]
+  np.testing.assert_allclose(lin.apply({"params": pl}, x, train=False)[0],
+                             ((x + 1) / 2).reshape(16, -1) @ kernel + bias, rtol=1e-5, atol=1e-6)
+  raw = lin.clone(unit_pixels=False).apply({"params": pl}, x, train=False)[0]
+  np.testing.assert_allclose(raw, x.reshape(16, -1) @ kernel + bias, rtol=1e-5, atol=1e-6)
+  # Evaluation (train=False) is deterministic: no noise.
+  e1 = d.apply({"params": new}, x, train=False)
+  np.testing.assert_array_equal(e1[0], d.apply({"params": new}, x, train=False)[0])
+
+
+def test_sgan_generator_matches_a_sigmoid_output_on_minus_one_one():
+  from jaxgan.models import SGANGenerator
+  g = SGANGenerator((4, 4, 1), latent_dim=8, hidden=(16,))
+  z = jax.random.normal(jax.random.PRNGKey(0), (5, 8))
+  v = g.init(jax.random.PRNGKey(1), z, train=False)
+  assert "scale" not in v["params"]["BatchNorm_0"]   # their BatchNorm: bias, no scale
+  out = g.apply(v, z, train=False)
+  # 2 sigmoid(a) - 1 with a the last layer's pre-activation, i.e. their [0, 1] output rescaled.
+  h = jax.nn.softplus((z @ v["params"]["Dense_0"]["kernel"] - v["batch_stats"]["BatchNorm_0"]["mean"])
+                      / jnp.sqrt(v["batch_stats"]["BatchNorm_0"]["var"] + 1e-5)
+                      + v["params"]["BatchNorm_0"]["bias"])
+  last, scale = v["params"]["Dense_1"], v["params"]["WeightNorm_0"]["Dense_1/kernel/scale"]
+  a = h @ (last["kernel"] / jnp.linalg.norm(last["kernel"], axis=0) * scale) + last["bias"]
+  np.testing.assert_allclose(np.asarray(out).reshape(5, -1), 2 * jax.nn.sigmoid(a) - 1, atol=1e-5)
+
+
+def test_param_ema_is_the_debiased_average_of_the_iterates_and_rides_in_the_optimizer_state():
+  from jaxgan.ema import ema_params, find_ema_state, param_ema
+  tx = optax.chain(optax.sgd(1.0), param_ema(0.5))
+  params = {"w": jnp.array([0.0, 10.0])}
+  state = tx.init(params)
+  assert find_ema_state(state) is not None and find_ema_state(optax.adam(1.0).init(params)) is None
+  np.testing.assert_allclose(ema_params(state, params)["w"], [0.0, 10.0])  # no update yet: params
+  iterates = []
+  for g in ([1.0, 2.0], [-3.0, 0.0], [0.5, 0.5]):
+    updates, state = tx.update({"w": jnp.array(g)}, state, params)
+    params = optax.apply_updates(params, updates)
+    iterates.append(np.asarray(params["w"]))
+  np.testing.assert_allclose(params["w"], [1.5, 7.5])  # the updates pass through unchanged
+  # By hand: weights (1 - d) d^(t-1-i) of the iterates, divided by 1 - d^t (d = 0.5, t = 3).
+  w = np.array([0.25, 0.5, 1.0]) * 0.5 / (1 - 0.5 ** 3)
+  np.testing.assert_allclose(ema_params(state, params)["w"], w @ np.stack(iterates), rtol=1e-6)
+  with pytest.raises(ValueError, match="decay"):
+    param_ema(1.0)
+
+
+def test_adam_epsilon_options_and_d_ema_in_the_trainer_optimizer():
+  from jaxgan import config as config_lib
+  from jaxgan import trainer
+  from jaxgan.ema import find_ema_state
+  config = load_config("sgan_mnist")
+  assert (config.adam_eps, config.adam_eps_root, config.d_ema) == (0.0, 1e-8, 0.999)
+  g_tx, d_tx = trainer.build_optimizers(config)
+  params = {"w": jnp.ones(3)}
+  assert find_ema_state(d_tx.init(params)) is not None and find_ema_state(g_tx.init(params)) is None
+  # eps inside the root (their Adam): a gradient of 1e-6 moves by lr * 1e-6 / sqrt(1e-12 + 1e-8),
+  # about lr / 100, where optax's default (eps outside) moves by about lr.
+  grads = {"w": jnp.full(3, 1e-6)}
+  step = lambda tx: float(tx.update(grads, tx.init(params), params)[0]["w"][0])
+  assert abs(step(g_tx)) == pytest.approx(3e-3 * 1e-6 / np.sqrt(1e-12 + 1e-8), rel=1e-3)
+  assert abs(step(optax.adam(3e-3, b1=0.5))) == pytest.approx(3e-3, rel=1e-2)
+  config.adam_eps = 0.0
+  config.adam_eps_root = 0.0
+  with pytest.raises(ConfigError, match="both 0"):
+    config_lib.validate(config)
+  config.adam_eps_root, config.d_ema = 1e-8, 1.0
+  with pytest.raises(ConfigError, match="d_ema"):
+    config_lib.validate(config)
+
+
 def test_family_steps_refuse_options_they_do_not_support():
   state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
   with pytest.raises(ValueError, match="gp_weight"):
@@ -459,4 +579,5 @@ def test_sgan_recipe_runs_end_to_end_with_test_accuracy(tmp_path, mock_fmnist):
   accs = [r for r in records if "test_acc" in r]
   assert [r["step"] for r in accs] == [2, 4]
   assert all(0 <= r["test_acc"] <= 1 and r["test_error"] == pytest.approx(1 - r["test_acc"]) for r in accs)
+  assert all(0 <= r["test_acc_raw"] <= 1 for r in accs)  # d_ema: the averaged D and the current one
   assert os.path.exists(os.path.join(workdir, "samples", "final.png"))

@@ -24,6 +24,7 @@ from jaxgan.data.tfds_data import DataError, ImageData
 _SUBSET_TAG = 0x1AB5     # seeds of the subset choice and of the two streams, kept apart
 _UNLABELED_TAG = 0x0
 _LABELED_TAG = 0x1
+_INIT_TAG = 0x2
 
 
 def labeled_subset(labels: np.ndarray, labels_per_class: int, num_classes: int, seed: int,
@@ -116,6 +117,13 @@ class SemiSupervisedData:
                   int(np.random.default_rng([seed, _LABELED_TAG]).integers(2**31)), i)
     return {"image": self.base.images[unl], "labeled_image": self.labeled_images[lab],
             "labeled_label": self.labeled_labels[lab]}
+
+  def init_images(self, n: int, seed: int) -> np.ndarray:
+    """``n`` training images drawn without replacement with ``seed`` (for a data-dependent
+    initialisation; Salimans et al. use 500)."""
+    n = min(int(n), len(self.base.images))
+    idx = np.random.default_rng([seed, _INIT_TAG]).choice(len(self.base.images), n, replace=False)
+    return self.base.images[np.sort(idx)]
 
   def stream(self, batch_size: int, seed: int, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """Endless batches from batch ``start`` on; batch ``i`` is :meth:`batch` ``(i, ...)``."""

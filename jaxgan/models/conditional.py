@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxgan.models.dcgan import DCGANGenerator, _levels
-from jaxgan.models.layers import CONV_IMPLS, batch_norm, dcgan_kernel_init, dcgan_scale_init, resolve_conv_impl
+from jaxgan.models.layers import CONV_IMPLS, WeightNormDense, batch_norm, dcgan_kernel_init, dcgan_scale_init, resolve_conv_impl
 from jaxgan.models.mlp import MLPGenerator
 
 CONDITIONINGS = ("concat", "projection")
@@ -237,8 +237,10 @@ def _trunk(m: nn.Module, x: jax.Array, train: bool) -> jax.Array:
 class SGANGenerator(nn.Module):
   """z -> [Dense -> BatchNorm -> softplus] * n -> Dense -> tanh: Salimans et al.'s (2016) MNIST generator.
 
-  Defaults: 100 -> 500 -> 500 -> 784 (their code ends in a weight-normalised
-  sigmoid layer for [0, 1] pixels; jaxgan images live in [-1, 1], hence tanh).
+  Defaults: 100 -> 500 -> 500 -> 784. As their code, the BatchNorm layers
+  have a bias but no scale, and the last layer is weight-normalised; it ends
+  in a sigmoid for [0, 1] pixels, here ``tanh(a / 2) = 2 sigmoid(a) - 1`` for
+  jaxgan's [-1, 1] (the same function of the pre-activation ``a``).
   """
   image_shape: Sequence[int]
   latent_dim: int = 100
@@ -250,25 +252,43 @@ class SGANGenerator(nn.Module):
     x = z
     for width in self.hidden:
       x = nn.Dense(width, use_bias=False)(x)
-      x = nn.softplus(batch_norm(train, axis_name=self.bn_axis_name)(x))
+      x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, use_scale=False,
+                       axis_name=self.bn_axis_name)(x)
+      x = nn.softplus(x)
     x = nn.WeightNorm(nn.Dense(int(np.prod(self.image_shape))))(x)
-    return jnp.tanh(x).reshape((z.shape[0], *self.image_shape))
+    # Their sigmoid(a) in [0, 1] is (1 + tanh(a / 2)) / 2: the same function in [-1, 1].
+    return jnp.tanh(0.5 * x).reshape((z.shape[0], *self.image_shape))
 
 
 class SGANDiscriminator(nn.Module):
   """K-way classifier ``D(x) -> (class logits [N, K], features [N, F])``; the fake class is implicit.
 
   Salimans et al.'s (2016) MNIST discriminator with the defaults: an MLP
-  1000-500-250-250-250 (ReLU, weight normalisation), Gaussian noise of std
-  ``input_noise`` on the input and ``hidden_noise`` after every hidden layer
-  (training mode only; the PRNG stream ``"noise"``), then K logits.
-  ``features`` is the last hidden layer (after its noise), the statistic the
-  feature-matching generator matches. ``body="dcgan"`` uses DCGAN's
-  convolution stack (``features_conv``, ``norm``) instead of the MLP.
+  1000-500-250-250-250 (ReLU), Gaussian noise of std ``input_noise`` on the
+  input and ``hidden_noise`` after every hidden layer (training mode only; the
+  PRNG stream ``"noise"``), then K logits. With ``weight_norm`` every layer is
+  a :class:`~jaxgan.models.layers.WeightNormDense` as in their code: the hidden
+  layers' scales are fixed after the data-dependent initialisation
+  (:func:`weight_norm_data_init`, which the trainer runs on 500 training
+  images before the first step), the output layer's scale trains.
+  ``features`` is the last hidden layer's activation *before* its noise
+  (their ``layers[-3]``), the statistic the feature-matching generator
+  matches. ``body="dcgan"`` uses DCGAN's convolution stack (``features_conv``,
+  ``norm``) instead of the MLP.
+
+  Pixels: jaxgan images live in [-1, 1], Salimans et al.'s in [0, 1]. With
+  ``unit_pixels`` (``configs/sgan_mnist.py`` sets it; off by default, so runs
+  made before it rebuild unchanged) D first maps ``x -> (x + 1) / 2``, so it sees
+  their inputs and their noise (``input_noise`` in [0, 1] units). It is not
+  only a matter of scale: on [-1, 1] the black background is -1, so every
+  background pixel feeds a non-zero gradient to the first layer's weights,
+  which Adam turns into full-size updates of ~600 background coordinates
+  per unit; on [0, 1] they get none, as in the paper.
   """
   num_classes: int = 10
   body: str = "mlp"
   hidden: Sequence[int] = (1000, 500, 250, 250, 250)
+  unit_pixels: bool = False
   input_noise: float = 0.3
   hidden_noise: float = 0.5
   weight_norm: bool = True
@@ -285,17 +305,48 @@ class SGANDiscriminator(nn.Module):
     return x + std * jax.random.normal(self.make_rng("noise"), x.shape, x.dtype)
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
+  def __call__(self, x: jax.Array, train: bool = True,
+               data_init: bool = False) -> tuple[jax.Array, jax.Array]:
     _check_classes(self.num_classes)
-    dense = (lambda w: nn.WeightNorm(nn.Dense(w))) if self.weight_norm else nn.Dense
+
+    def dense(width: int, last: bool = False):
+      if self.weight_norm:
+        layer = WeightNormDense(width, train_scale=last)
+        return lambda h: layer(h, data_init=data_init)
+      return nn.Dense(width)
+
+    if self.unit_pixels:
+      x = (x + 1.0) * 0.5
     x = self._noise(x, self.input_noise, train)
     if self.body == "mlp":
       h = x.reshape((x.shape[0], -1))
-      for width in self.hidden:
-        h = self._noise(nn.relu(dense(width)(h)), self.hidden_noise, train)
+      features = h
+      for i, width in enumerate(self.hidden):
+        if i:
+          h = self._noise(features, self.hidden_noise, train)
+        features = nn.relu(dense(width)(h))
+      h = self._noise(features, self.hidden_noise, train) if self.hidden else features
     elif self.body == "dcgan":
-      h = _dcgan_trunk(x, self.features, self.negative_slope, self.norm, self.conv_impl,
-                       self.bn_axis_name, train)
+      h = features = _dcgan_trunk(x, self.features, self.negative_slope, self.norm, self.conv_impl,
+                                  self.bn_axis_name, train)
     else:
       raise ValueError(f"unknown discriminator body {self.body!r}; choose 'mlp' or 'dcgan'")
-    return dense(self.num_classes)(h), h
+    return dense(self.num_classes, last=True)(h), features
+
+
+def weight_norm_data_init(discriminator: nn.Module, params, images: jax.Array, key: jax.Array):
+  """Data-dependent initialisation of a discriminator's weight-normalised layers (Salimans & Kingma, 2016).
+
+  One forward pass over ``images`` (training mode: the Gaussian noise on, as
+  Salimans et al.'s ``init=True`` pass) in which every
+  :class:`~jaxgan.models.layers.WeightNormDense` sets its scale and bias so
+  that its pre-activations have zero mean and unit variance on the batch.
+  Returns the new parameters (the same tree); a discriminator without
+  ``weight_norm`` gets ``params`` back unchanged. Pure: ``images`` and ``key``
+  fix the result.
+  """
+  if not getattr(discriminator, "weight_norm", False):
+    return params
+  _, mutated = discriminator.apply({"params": params}, images, train=True, data_init=True,
+                                   rngs={"noise": key}, mutable=["params"])
+  return mutated["params"]

@@ -17,6 +17,46 @@ def dcgan_scale_init(key, shape, dtype=jnp.float32):
   return 1.0 + 0.02 * jax.random.normal(key, shape, dtype)
 
 
+class WeightNormDense(nn.Module):
+  r"""Dense layer with weight normalisation and data-dependent initialisation (Salimans & Kingma, 2016).
+
+  .. math:: y = x\,\big(v \odot g / \|v\|_{\text{col}}\big) + b
+
+  ``kernel`` (``v``, init N(0, 0.1^2) as Salimans et al.'s MNIST code),
+  ``scale`` (``g``, init 1) and ``bias`` (``b``, init 0) are parameters.
+  With ``train_scale=False`` the scale is fixed after initialisation (the
+  hidden layers of Salimans et al.'s 2016 MNIST discriminator; only the output
+  layer trains its scale): it gets no gradient.
+
+  ``data_init=True`` (call through :func:`weight_norm_data_init` with
+  ``mutable=["params"]``) is the data-dependent initialisation: the layer
+  measures the per-unit mean ``m`` and standard deviation ``s`` of
+  ``x (v g / ||v||)`` on the batch, sets ``g <- g / s`` and ``b <- -m / s``,
+  and returns the normalised ``(y - m) / s`` so the layers above initialise on
+  unit-variance inputs.
+  """
+  features: int
+  train_scale: bool = True
+  kernel_init: Callable[..., Any] = nn.initializers.normal(0.1)
+
+  @nn.compact
+  def __call__(self, x: jax.Array, data_init: bool = False) -> jax.Array:
+    v = self.param("kernel", self.kernel_init, (x.shape[-1], self.features), jnp.float32)
+    g = self.param("scale", nn.initializers.ones, (self.features,), jnp.float32)
+    b = self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+    if not self.train_scale:
+      g = lax.stop_gradient(g)
+    w = v * (g / jnp.sqrt(jnp.sum(jnp.square(v), axis=0) + 1e-12))
+    y = x @ w.astype(x.dtype)
+    if data_init:
+      m = jnp.mean(y, axis=0)
+      s = jnp.sqrt(jnp.mean(jnp.square(y - m), axis=0) + 1e-12)
+      self.put_variable("params", "scale", g / s)
+      self.put_variable("params", "bias", -m / s)
+      return (y - m) / s
+    return y + b.astype(y.dtype)
+
+
 def batch_norm(train: bool, *, momentum: float = 0.9, epsilon: float = 1e-5,
                scale_init: Callable[..., Any] = nn.initializers.ones,
                axis_name: str | None = None) -> nn.BatchNorm:
