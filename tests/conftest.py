@@ -1,6 +1,7 @@
 """Shared fixtures: tiny configs, mock tfds data, and the real raw files when present."""
 
 import importlib.util
+import json
 import os
 import pathlib
 
@@ -27,6 +28,12 @@ def load_config(name: str):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config()
+
+
+def read_metrics(workdir) -> list[dict]:
+  """The records of a run's ``metrics.jsonl``."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f]
 
 
 def tiny(config):

@@ -1,6 +1,5 @@
 """The GAN objective family: loss values, the optima the papers state, and each recipe end to end."""
 
-import json
 import math
 import os
 
@@ -9,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import load_config, tiny
+from conftest import load_config, read_metrics, tiny
 from jaxgan import losses, trainer
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import ConfigError
@@ -131,11 +130,6 @@ def _config(name, **kw):
   return config
 
 
-def _metrics(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
-
-
 PAPER = {
     "lsgan_fmnist": dict(loss="least_squares", optimizer="adam", learning_rate=2e-4, b1=0.5, n_critic=1),
     "hinge_fmnist": dict(loss="hinge", optimizer="adam", learning_rate=2e-4, b1=0.5, b2=0.999, n_critic=1),
@@ -163,7 +157,7 @@ def test_recipe_trains_a_few_steps_without_nan(tmp_path, mock_fmnist, name, extr
   workdir = str(tmp_path / name)
   state = trainer.train_and_evaluate(_config(name), workdir)
   assert int(state.step) == 4
-  records = _metrics(workdir)
+  records = read_metrics(workdir)
   assert [r["step"] for r in records] == [1, 2, 3, 4]
   for r in records:
     assert {"d_loss", "g_loss", "d_real_acc", "d_fake_acc", *extra} <= set(r)
@@ -180,7 +174,7 @@ def test_wgan_trains_clipped_and_resumes_exactly(tmp_path, mock_fmnist):
   part = str(tmp_path / "part")
   trainer.train_and_evaluate(_config("wgan_fmnist", num_steps=2), part)   # final checkpoint at 2
   resumed = trainer.train_and_evaluate(_config("wgan_fmnist"), part)
-  a, b = _metrics(full), _metrics(part)
+  a, b = read_metrics(full), read_metrics(part)
   assert [r["step"] for r in b] == [1, 2, 3, 4]
   for ra, rb in zip(a, b):
     assert {"wasserstein", "d_loss", "g_loss"} <= set(ra)
@@ -294,7 +288,7 @@ def test_began_recipe_trains_a_few_steps_and_logs_k_and_m_global(tmp_path, mock_
   assert (load_config("began_fmnist").learning_rate, load_config("began_fmnist").batch_size) == (1e-4, 16)
   workdir = str(tmp_path / "began")
   state = trainer.train_and_evaluate(config, workdir)
-  records = _metrics(workdir)
+  records = read_metrics(workdir)
   assert [r["step"] for r in records] == [1, 2, 3, 4]
   for r in records:
     assert {"d_loss", "g_loss", "k_t", "m_global", "d_real", "d_fake"} <= set(r)

@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import load_config, tiny
+from conftest import load_config, read_metrics, tiny
 from jaxgan import trainer
 from jaxgan.checkpoint import Checkpointer, CheckpointError
 from jaxgan.errors import ConfigError, TrainingError
@@ -21,11 +21,6 @@ def _config(name="dcgan_fmnist", **kw):
   return config
 
 
-def _metrics(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
-
-
 def test_run_writes_every_artefact(tmp_path, mock_fmnist, capsys):
   workdir = str(tmp_path / "run")
   state = trainer.train_and_evaluate(_config(), workdir)
@@ -37,7 +32,7 @@ def test_run_writes_every_artefact(tmp_path, mock_fmnist, capsys):
     assert os.path.getsize(os.path.join(workdir, name)) > 10_000
   with open(os.path.join(workdir, "config.json")) as f:
     assert json.load(f)["num_steps"] == 6
-  records = _metrics(workdir)
+  records = read_metrics(workdir)
   assert [r["step"] for r in records] == [2, 4, 6]
   for r in records:
     assert {"d_loss", "g_loss", "d_real_acc", "d_fake_acc", "steps_per_sec"} <= set(r)
@@ -65,7 +60,7 @@ def test_resume_reaches_the_same_losses_as_an_uninterrupted_run(tmp_path, mock_f
   part = str(tmp_path / "part")
   trainer.train_and_evaluate(_config(name, log_every=1, num_steps=3), part)
   resumed = trainer.train_and_evaluate(_config(name, log_every=1), part)
-  a, b = _metrics(full), _metrics(part)
+  a, b = read_metrics(full), read_metrics(part)
   assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
   for ra, rb in zip(a, b):
     for key in ("d_loss", "g_loss", "d_real_acc", "d_fake_acc"):
@@ -130,7 +125,7 @@ def test_eval_every_logs_quality_and_keeps_the_best_fid_checkpoint(tmp_path, moc
   workdir = str(tmp_path / "run")
   config = _config(eval_every=4, eval_samples=64, eval_cache_dir=str(tmp_path / "cache"))
   trainer.train_and_evaluate(config, workdir)
-  evals = [r for r in _metrics(workdir) if "fid" in r]
+  evals = [r for r in read_metrics(workdir) if "fid" in r]
   assert [r["step"] for r in evals] == [4, 6]  # every 4 steps, and once more at the end
   for r in evals:
     assert {"fid", "kid", "kid_std", "precision", "recall", "classifier_score"} <= set(r)

@@ -6,7 +6,6 @@ tiny networks, a few steps.
 """
 
 import gzip
-import json
 import os
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import MANUAL_DIR, REPO, load_config
+from conftest import MANUAL_DIR, REPO, load_config, read_metrics
 from jaxgan import trainer
 from jaxgan.data import domains
 from jaxgan.errors import ConfigError
@@ -75,11 +74,6 @@ def _config(name, cache_dir, **kw):
   return config
 
 
-def _metrics(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    return [json.loads(line) for line in f]
-
-
 # ------------------------------------------------------------------------------- measurement
 
 def test_measurements_on_known_cases(cache_dir):
@@ -120,7 +114,7 @@ def cyclegan_run(tmp_path_factory, cache_dir):
   mp.undo()
 
 
-def test_cyclegan_run_writes_triplet_grids_and_truth_metrics(cyclegan_run, capsys):
+def test_cyclegan_run_writes_triplet_grids_and_truthread_metrics(cyclegan_run, capsys):
   import matplotlib.image
   config, workdir, state = cyclegan_run
   assert int(state.step) == 4
@@ -131,7 +125,7 @@ def test_cyclegan_run_writes_triplet_grids_and_truth_metrics(cyclegan_run, capsy
   assert grid.shape[:2] == ((8 * 30 + 2) * 3, (6 * 30 + 2) * 3)
   assert os.path.exists(os.path.join(workdir, "losses.png"))
   assert not os.path.exists(os.path.join(workdir, "accuracy.png"))  # no D accuracy in this family
-  records = _metrics(workdir)
+  records = read_metrics(workdir)
   train = [r for r in records if "d_loss" in r]
   assert [r["step"] for r in train] == [1, 2, 3, 4]
   assert {"g_loss", "cycle_a", "identity_b", "d_a_loss"} <= set(train[0])
@@ -148,7 +142,7 @@ def test_cyclegan_resume_is_exact(cyclegan_run, tmp_path):
   shutil.copytree(workdir, part)
   shutil.rmtree(os.path.join(part, "checkpoints", "4"))  # as if stopped after the step-2 save
   resumed = trainer.train_and_evaluate(config, part)
-  a, b = _metrics(workdir), _metrics(part)
+  a, b = read_metrics(workdir), read_metrics(part)
   assert [r["step"] for r in a] == [r["step"] for r in b]
   for ra, rb in zip(a, b):
     for key in ("d_loss", "g_loss", "cycle_a", "mae_ab"):
@@ -181,7 +175,7 @@ def test_stargan_multi_dataset_run_on_two_devices(tmp_path, cache_dir):
   assert state.generator.num_domains == 10 and state.discriminator.num_domains == 8
   grid = matplotlib.image.imread(os.path.join(workdir, "samples", "final.png"))
   assert grid.shape[:2] == ((8 * 30 + 2) * 3, (9 * 30 + 2) * 3)  # input + 5 + 3 targets
-  records = _metrics(workdir)
+  records = read_metrics(workdir)
   train = [r for r in records if "d_loss" in r]
   assert {"gp", "d_cls", "g_rec", "d_cls_acc"} <= set(train[-1])
   evals = [r for r in records if "mae" in r]
