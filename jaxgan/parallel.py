@@ -254,11 +254,18 @@ class DataParallel:
     if isinstance(steps_per_call, bool) or not isinstance(steps_per_call, int) or steps_per_call < 1:
       raise ValueError(f"steps_per_call must be a positive integer, got {steps_per_call!r}")
     body = steps_lib.make_train_step(loss, n_critic=n_critic, jit=False, **options)
+    return self.fused_step(body, steps_per_call=steps_per_call,
+                           batch_axis=batch_axis(n_critic, steps_per_call), donate=donate)
+
+  def fused_step(self, body: Callable, *, steps_per_call: int = 1, batch_axis: int = 0,
+                 donate: bool = False) -> Callable:
+    """:meth:`wrap` of ``steps_per_call`` applications of ``body(state, batch, axis_name=...)``
+    fused by :func:`fuse_steps` (any family's step body, e.g. the translation families')."""
 
     def fused(state, batch, axis_name):
       return fuse_steps(functools.partial(body, axis_name=axis_name), steps_per_call)(state, batch)
 
-    return self.wrap(fused, batch_axis=batch_axis(n_critic, steps_per_call), donate=donate)
+    return self.wrap(fused, batch_axis=batch_axis, donate=donate)
 
 
 def batch_axis(n_critic: int = 1, steps_per_call: int = 1) -> int:

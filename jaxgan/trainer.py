@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import os
 import signal
@@ -150,10 +149,7 @@ class _Runner:
       body, k = translation_hooks.step_body(config), self.steps_per_call
       if len(devices) > 1:
         self.dp = parallel.DataParallel(mode=config.get("parallel", "shard_map"), devices=devices)
-        self.step = self.dp.wrap(
-            lambda state, batch, axis_name: parallel.fuse_steps(
-                functools.partial(body, axis_name=axis_name), k)(state, batch),
-            batch_axis=self.batch_axis)
+        self.step = self.dp.fused_step(body, steps_per_call=k, batch_axis=self.batch_axis)
       else:
         self.step = jax.jit(parallel.fuse_steps(body, k))
     elif len(devices) > 1:

@@ -114,7 +114,7 @@ def cyclegan_run(tmp_path_factory, cache_dir):
   mp.undo()
 
 
-def test_cyclegan_run_writes_triplet_grids_and_truthread_metrics(cyclegan_run, capsys):
+def test_cyclegan_run_writes_triplet_grids_and_truth_metrics(cyclegan_run, capsys):
   import matplotlib.image
   config, workdir, state = cyclegan_run
   assert int(state.step) == 4
