@@ -40,7 +40,7 @@ import numpy as np
 
 from jaxgan import translation as tr
 from jaxgan import viz
-from jaxgan.data import domains
+from jaxgan.data import domains, photo
 from jaxgan.errors import ConfigError
 from jaxgan.hooks import Hook
 from jaxgan.models.translation import PatchGANDiscriminator, ResNetGenerator, StarGANDiscriminator
@@ -63,6 +63,9 @@ def stargan_datasets(config: ml_collections.ConfigDict) -> list[tuple[str, domai
   dataset's default label set), then, with ``multi_dataset``, each of ``stargan.extra_datasets``
   (comma-separated) with its default label set."""
   star = config.get("stargan", ml_collections.ConfigDict())
+  attributes = [a.strip() for a in str(star.get("attributes", "")).split(",") if a.strip()]
+  if config.dataset == photo.CELEBA:
+    return [(photo.CELEBA, photo.celeba_spec(attributes))]
   names = [config.dataset]
   if config.get("multi_dataset", False):
     extra = [n.strip() for n in str(star.get("extra_datasets", "")).split(",") if n.strip()]
@@ -71,7 +74,6 @@ def stargan_datasets(config: ml_collections.ConfigDict) -> list[tuple[str, domai
     if n not in DATASETS:
       raise ConfigError(f"dataset {n!r}: the offline translation domains are built from "
                         f"{list(DATASETS)}; choose one of them")
-  attributes = [a.strip() for a in str(star.get("attributes", "")).split(",") if a.strip()]
   first = domains.DEFAULT_SPECS[names[0]]
   if attributes:
     kind = "multi" if all(a in domains.ATTRIBUTES for a in attributes) else "single"
@@ -157,9 +159,13 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     raise ConfigError(f"config.decay_steps={decay!r} must be an integer in [0, num_steps="
                       f"{config.num_steps}] (the last iterations, over which the learning rate "
                       f"falls linearly to 0)")
-  if config.dataset not in DATASETS:
-    raise ConfigError(f"config.dataset={config.dataset!r}: the offline translation domains are "
-                      f"built from {list(DATASETS)}; choose one of them")
+  real = photo.is_photo(config.dataset)
+  if config.dataset not in DATASETS and not real:
+    raise ConfigError(f"config.dataset={config.dataset!r}: translation runs read the offline "
+                      f"known-transform domains of {list(DATASETS)}, or the real photos of "
+                      f"'cycle_gan/<pair>' (CycleGAN) and '{photo.CELEBA}' (StarGAN)")
+  if real:
+    _check_photo_config(config)
   if fam == "cyclegan":
     if config.get("multi_dataset", False):
       raise ConfigError("config.multi_dataset is StarGAN's (the mask vector); CycleGAN translates "
@@ -171,8 +177,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError("config.gp_weight is not part of CycleGAN's objective; set it to 0")
     cyc = config.get("cyclegan", ml_collections.ConfigDict())
     tr._cyclegan_options(config.loss, cyc.get("lambda_cycle", 10.0), cyc.get("lambda_identity", 0.5))
-    domains.CycleGANDomains(np.zeros((2, 4, 4, 1), np.float32), cyc.get("domain_a", "original"),
-                            cyc.get("domain_b", "inverted"))  # the domain names
+    if not real:
+      domains.CycleGANDomains(np.zeros((2, 4, 4, 1), np.float32), cyc.get("domain_a", "original"),
+                              cyc.get("domain_b", "inverted"))  # the domain names
     tr.empty_pool(cyc.get("pool_size", 50), (1, 1, 1))  # the pool size
   else:
     if config.loss != "wasserstein":
@@ -184,6 +191,27 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     _number(config, "gp_weight", config.get("gp_weight", 10.0))
   generator, discriminator = build_models(config, _image_shape(config))
   _check_shapes(generator, discriminator, _image_shape(config), fam == "stargan")
+
+
+def _check_photo_config(config: ml_collections.ConfigDict) -> None:
+  """The real-photo recipes' extra rules: the right family for the set, no ground-truth metrics."""
+  want = "stargan" if config.dataset == photo.CELEBA else "cyclegan"
+  if config.model != want:
+    raise ConfigError(f"config.dataset={config.dataset!r} is a {want} set (unpaired A/B domains for "
+                      f"CycleGAN, attribute labels for StarGAN); set --config.model={want} or pick "
+                      f"another dataset")
+  if config.get("multi_dataset", False):
+    raise ConfigError(f"multi-dataset mode needs a second labelled dataset; {config.dataset} has "
+                      f"no partner in tfds (the paper's RaFD is not public): set "
+                      f"--config.multi_dataset=False")
+  if config.get("eval_every", 0):
+    raise ConfigError(f"config.eval_every={config.eval_every}: real photos have no ground-truth "
+                      f"translation to measure against (only the MNIST recipes do); set "
+                      f"--config.eval_every=0")
+  if not config.image_size:
+    raise ConfigError(f"config.image_size must be set for {config.dataset} (e.g. 128 or 256)")
+  if config.model == "cyclegan":
+    photo.cyclegan_load_size(config.image_size, config.data.get("load_size", 0))
 
 
 def step_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -199,9 +227,21 @@ def _load(config, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
                            config.image_size or None)
 
 
+def _photos(config, split: str):
+  """A real-photo set of ``config`` (:mod:`jaxgan.data.photo`)."""
+  dirs = dict(data_dir=config.data.data_dir or None, manual_dir=config.data.manual_dir or None)
+  if config.model == "cyclegan":
+    return photo.cycle_gan(config.dataset, config.image_size, split,
+                           load_size=config.data.get("load_size", 0), **dirs)
+  return photo.celeb_a(config.image_size, stargan_datasets(config)[0][1].names, split, **dirs)
+
+
 def for_config(config: ml_collections.ConfigDict):
   """The training domains of ``config`` (a :class:`~jaxgan.data.domains.CycleGANDomains` or
-  :class:`~jaxgan.data.domains.StarGANDomains`)."""
+  :class:`~jaxgan.data.domains.StarGANDomains`; for real photos a
+  :class:`~jaxgan.data.photo.UnpairedPhotos` or :class:`~jaxgan.data.photo.AttributePhotos`)."""
+  if photo.is_photo(config.dataset):
+    return _photos(config, "train")
   if config.model == "cyclegan":
     cyc = config.cyclegan
     return domains.CycleGANDomains(_load(config, config.dataset, "train")[0], cyc.domain_a,
@@ -284,6 +324,24 @@ def _test_split(name: str, data_dir: str, manual_dir: str, image_size: int):
   return domains.load_gray(name, "test", data_dir or None, manual_dir or None, image_size or None)
 
 
+@functools.lru_cache(maxsize=4)
+def _photo_test(model: str, name: str, side: int, attributes: tuple, data_dir: str, manual_dir: str):
+  dirs = dict(data_dir=data_dir or None, manual_dir=manual_dir or None)
+  if model == "cyclegan":
+    data = photo.cycle_gan(name, side, "test", **dirs)
+    return photo.to_float(data.images_a[:GRID_ROWS * 4]), photo.to_float(data.images_b[:GRID_ROWS * 4])
+  data = photo.celeb_a(side, attributes, "test", **dirs)
+  return photo.to_float(data.images[:GRID_ROWS * 4]), data.labels[:GRID_ROWS * 4]
+
+
+def held_out_photos(config) -> tuple[np.ndarray, np.ndarray]:
+  """The first test photos of a real set (float, [-1, 1]): ``(testA, testB)`` for CycleGAN,
+  ``(images, attribute labels)`` for CelebA (cached)."""
+  attributes = () if config.model == "cyclegan" else stargan_datasets(config)[0][1].names
+  return _photo_test(config.model, config.dataset, config.image_size, tuple(attributes),
+                     config.data.data_dir, config.data.manual_dir)
+
+
 def held_out(config, name: str) -> tuple[np.ndarray, np.ndarray]:
   """``(gray images, classes)`` of ``name``'s test split at the run's image size (cached)."""
   return _test_split(name, config.data.data_dir, config.data.manual_dir, config.image_size)
@@ -326,7 +384,7 @@ def figure_targets(spec: domains.DomainSpec, source: np.ndarray) -> list[np.ndar
   if spec.kind == "single":
     return [np.tile(np.eye(spec.size, dtype=np.float32)[i], (len(source), 1)) for i in range(spec.size)]
   out = []
-  colours = [i for i, n in enumerate(spec.names) if n in domains.COLOURS]
+  colours = spec.exclusive
   for i in range(spec.size):
     t = np.array(source, np.float32, copy=True)
     if i in colours:
@@ -343,6 +401,13 @@ def stargan_figure(state, config, rows: int = GRID_ROWS) -> np.ndarray:
   dataset; in multi-dataset mode the rows alternate datasets) followed by its translation to each
   target of every dataset (:func:`figure_targets`)."""
   specs, sizes = stargan_datasets(config), label_sizes(config)
+  if photo.is_photo(config.dataset):  # real photos with their own labels
+    x, source = held_out_photos(config)
+    x, source = x[np.arange(rows) % len(x)], source[np.arange(rows) % len(x)]
+    targets = figure_targets(specs[0][1], source)
+    ys = stargan_translate(state, np.repeat(x, len(targets), 0),
+                           np.stack(targets, axis=1).reshape(-1, source.shape[1]))
+    return np.concatenate([x[:, None], ys.reshape(rows, len(targets), *ys.shape[1:])], axis=1)
   rng = np.random.default_rng([config.seed, EVAL_SEED, 1])
   inputs, xs, cs = [None] * rows, [], []
   for d, (name, spec) in enumerate(specs):
@@ -370,9 +435,13 @@ def stargan_figure(state, config, rows: int = GRID_ROWS) -> np.ndarray:
 def cyclegan_figure(state, config, rows: int = GRID_ROWS) -> np.ndarray:
   """``[rows, 6, H, W, 3]``: ``a, G(a), F(G(a))`` then ``b, F(b), G(F(b))`` for held-out test images
   (A from the first ``rows`` test digits, B from the next)."""
-  gray = held_out(config, config.dataset)[0]
-  a = domains.transform(gray[np.arange(rows) % len(gray)], config.cyclegan.domain_a)
-  b = domains.transform(gray[(np.arange(rows) + rows) % len(gray)], config.cyclegan.domain_b)
+  if photo.is_photo(config.dataset):  # real photos: the first test images of each domain
+    test_a, test_b = held_out_photos(config)
+    a, b = test_a[np.arange(rows) % len(test_a)], test_b[np.arange(rows) % len(test_b)]
+  else:
+    gray = held_out(config, config.dataset)[0]
+    a = domains.transform(gray[np.arange(rows) % len(gray)], config.cyclegan.domain_a)
+    b = domains.transform(gray[(np.arange(rows) + rows) % len(gray)], config.cyclegan.domain_b)
   fake_b, fake_a = cyclegan_translate(state, a, "ab"), cyclegan_translate(state, b, "ba")
   cols = [a, fake_b, cyclegan_translate(state, fake_b, "ba"),
           b, fake_a, cyclegan_translate(state, fake_a, "ab")]
@@ -394,6 +463,8 @@ def save_figure(images: np.ndarray, path: str | None) -> np.ndarray:
 def figure_caption(config) -> str:
   if config.model == "cyclegan":
     a, b = config.cyclegan.domain_a, config.cyclegan.domain_b
+    if photo.is_photo(config.dataset):
+      a, b = (f"{config.dataset} {d}" for d in ("A", "B"))
     return f"each row: {a} a, G(a), F(G(a)) | {b} b, F(b), G(F(b))"
   cols = [f"{n}:{t}" for n, spec in stargan_datasets(config) for t in spec.names]
   return f"each row: input, then G(x, c) for c = {', '.join(cols)}"

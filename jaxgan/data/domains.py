@@ -140,6 +140,11 @@ class DomainSpec:
   def _colours(self) -> list[int]:
     return [i for i, n in enumerate(self.names) if n in COLOURS]
 
+  @property
+  def exclusive(self) -> list[int]:
+    """The indices of the mutually exclusive group (the colours; CelebA's hair colours)."""
+    return self._colours if self.kind == "multi" else []
+
   def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
     """``n`` random valid labels ``[n, size]`` (float32): uniform domains / colours, fair coins."""
     labels = np.zeros((n, self.size), np.float32)

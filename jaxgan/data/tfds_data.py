@@ -62,7 +62,8 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
 
   ``manual_dir`` (or ``$JAXGAN_MANUAL_DIR``) names a directory with one
   sub-directory of original raw files per dataset (``fashion_mnist/``,
-  ``mnist/``); tfds reads them instead of downloading. Each dataset gets its
+  ``mnist/``, ``celeb_a/``, and ``cycle_gan/`` holding ``<pair>.zip``: a pair
+  needs only its own zip); tfds reads them instead of downloading. Each dataset gets its
   own extraction directory: tfds caches extracted files by file name and MNIST
   and Fashion-MNIST use the same names.
   """
@@ -76,16 +77,18 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   manual_dir = resolve_manual_dir(manual_dir)
   url_infos = getattr(builder, "url_infos", None) or {}
   config = tfds.download.DownloadConfig(try_download_gcs=False)
+  from jaxgan.data import photo
+  needed = photo.needed_files(name, url_infos)
   if manual_dir:
-    ds_dir = os.path.join(manual_dir, name)
-    missing = [u.filename for u in url_infos.values()
-               if u.filename and not os.path.exists(os.path.join(ds_dir, u.filename))]
+    sub = photo.manual_subdir(name)
+    ds_dir = os.path.join(manual_dir, sub)
+    missing = [f for f in needed if not os.path.exists(os.path.join(ds_dir, f))]
     if not os.path.isdir(ds_dir) or missing:
       raise DataError(
           f"{name}: manual data directory {ds_dir} is missing "
-          f"{', '.join(sorted(missing)) if missing else 'entirely'}. Put the original raw files "
+          f"{', '.join(missing) if missing else 'entirely'}. Put the original raw files "
           f"there, or point {MANUAL_DIR_ENV} / --config.data.manual_dir at a directory with a "
-          f"'{name}/' sub-directory holding them.")
+          f"'{sub}/' sub-directory holding them.")
     config = tfds.download.DownloadConfig(
         manual_dir=ds_dir, try_download_gcs=False,
         extract_dir=os.path.join(builder.data_dir_root, "downloads", "extracted", name))
@@ -97,8 +100,9 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
       raise DataError(
           f"{name} is not built in {builder.data_dir_root} and {', '.join(offline)} cannot be "
           f"reached to download it. On an offline machine, set {MANUAL_DIR_ENV}=/path/to/raw "
-          f"(or --config.data.manual_dir) to a directory holding '{name}/' with the original "
-          f"files: {', '.join(sorted(u.filename for u in url_infos.values() if u.filename))}.")
+          f"(or --config.data.manual_dir) to a directory holding '{photo.manual_subdir(name)}/' "
+          f"with the original "
+          f"files: {', '.join(needed)}.")
   try:
     builder.download_and_prepare(download_config=config)
   except Exception as e:
