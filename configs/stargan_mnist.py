@@ -9,8 +9,13 @@ domain classification lambda_cls = 1, reconstruction lambda_rec = 10,
 n_critic = 5, Adam 1e-4 / (0.5, 0.999), constant for the first half and
 linearly to 0 over the second (``decay_steps``). The networks keep the
 paper's layout at a CPU-sized width: generator F = 16 with 2 residual blocks
-(the paper: 64, 6), critic with 2 stride-2 layers (28 -> 7; D_cls a 7x7
-convolution), batch 16 (the paper's).
+(the paper: 64, 6), critic F = 32 with 4 stride-2 layers on the digits
+resized to 32 x 32 (32 -> 2: a 2x2 D_src map whose every output sees the
+whole image, as the paper's 6 layers at 128 px; D_cls a 2x2 convolution),
+batch 16 (the paper's). A 2-layer critic at 28 px (a 7x7 map of 18-px
+patches) left the adversarial term too weak to keep the digits: the
+gradient penalty bounds the gradient of the map's sum, while G's loss is its
+mean, so G's adversarial gradient shrinks with the number of patches.
 
 ``--config.multi_dataset=True`` adds Fashion-MNIST with three colour domains
 (softmax; the role of RaFD in the paper) through the mask vector: batches
@@ -36,7 +41,7 @@ def get_config():
   config = base_config()
   config.model = "stargan"
   config.dataset = "mnist"
-  config.image_size = 28                 # multiple of 4 (generator) and of 2**num_layers (critic)
+  config.image_size = 32                 # multiple of 4 (generator) and of 2**num_layers (critic)
   config.loss = "wasserstein"            # WGAN-GP (Gulrajani et al., 2017)
   config.gp_weight = 10.0                # lambda_gp
   config.n_critic = 5
@@ -47,7 +52,7 @@ def get_config():
       "lambda_cls": 1.0, "lambda_rec": 10.0})
   # num_domains 0 = the label length (plus the mask in multi-dataset mode for the generator).
   config.generator = ml_collections.ConfigDict({"features": 16, "num_blocks": 2, "num_domains": 0})
-  config.discriminator = ml_collections.ConfigDict({"features": 16, "num_layers": 2, "num_domains": 0})
+  config.discriminator = ml_collections.ConfigDict({"features": 32, "num_layers": 4, "num_domains": 0})
   config.learning_rate = 1e-4
   config.b1 = 0.5
   config.b2 = 0.999

@@ -101,6 +101,25 @@ def test_changing_the_label_changes_the_sample_for_the_same_noise():
     np.testing.assert_array_equal(np.asarray(steps.generate(s, z, jnp.zeros(10, jnp.int32)))[3], x[0])
 
 
+def test_multiply_label_join_scales_z_by_the_class_embedding():
+  from jaxgan.models.conditional import ConditionalDCGANGenerator
+  g = ConditionalDCGANGenerator((8, 8, 1), latent_dim=8, features=(4,), label_join="multiply")
+  z, y = jax.random.normal(jax.random.PRNGKey(0), (3, 8)), jnp.array([0, 4, 9])
+  v = g.init(jax.random.PRNGKey(1), z, y, train=False)
+  table = v["params"]["label_embedding"]["embedding"]
+  assert table.shape == (10, 8)  # one factor per latent dimension and class; no extra inputs
+  assert v["params"]["body"]["Dense_0"]["kernel"].shape[0] == 8
+  # The body sees exactly z * embed(y): feeding that product to the concat-free body agrees.
+  from jaxgan.models.dcgan import DCGANGenerator
+  body = DCGANGenerator((8, 8, 1), latent_dim=8, features=(4,))
+  want = body.apply({"params": v["params"]["body"], "batch_stats": v["batch_stats"]["body"]},
+                    z * table[y], train=False)
+  np.testing.assert_allclose(g.apply(v, z, y, train=False), want, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="embed_dim must be 0 or the latent size 8"):
+    ConditionalDCGANGenerator((8, 8, 1), latent_dim=8, embed_dim=10, label_join="multiply").init(
+        jax.random.PRNGKey(1), z, y, train=False)
+
+
 # --- losses against hand computations -----------------------------------------------------
 
 def _log_softmax(l):

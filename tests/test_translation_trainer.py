@@ -69,6 +69,7 @@ def _config(name, cache_dir, **kw):
   config.eval_every, config.eval_samples, config.eval_cache_dir = 4, 100, cache_dir
   if name == "stargan_mnist":
     config.n_critic, config.generator.num_blocks, config.eval_classifier_steps = 2, 0, 30
+    config.image_size, config.discriminator.num_layers = 28, 2  # the raw 28-px digits, 7x7 map
   for k, v in kw.items():
     config[k] = v
   return config

@@ -52,9 +52,23 @@ def _embed(label: jax.Array, num_classes: int, features: int, name: str | None =
       jnp.asarray(label, jnp.int32))
 
 
-def _joint_input(z: jax.Array, label: jax.Array, num_classes: int, embed_dim: int) -> jax.Array:
-  """``[z, embed(y)]``: the conditional generator's input (``embed_dim`` 0 = ``num_classes``)."""
+LABEL_JOINS = ("concat", "multiply")
+
+
+def _joint_input(z: jax.Array, label: jax.Array, num_classes: int, embed_dim: int,
+                 join: str = "concat") -> jax.Array:
+  """The conditional generator's input: ``[z, embed(y)]`` (``join="concat"``; ``embed_dim`` 0 =
+  ``num_classes``) or ``z * embed(y)`` (``"multiply"``, the PyTorch-GAN / Keras ACGAN generators':
+  every latent dimension scaled by a learned per-class factor; ``embed_dim`` must be 0 or
+  ``z``'s size)."""
   _check_classes(num_classes)
+  if join == "multiply":
+    if embed_dim not in (0, z.shape[-1]):
+      raise ValueError(f"label_join='multiply' scales z elementwise: embed_dim must be 0 or the "
+                       f"latent size {z.shape[-1]}, got {embed_dim}")
+    return z * _embed(label, num_classes, z.shape[-1], name="label_embedding").astype(z.dtype)
+  if join != "concat":
+    raise ValueError(f"unknown label_join {join!r}; choose one of {list(LABEL_JOINS)}")
   e = _embed(label, num_classes, embed_dim or num_classes, name="label_embedding")
   return jnp.concatenate([z, e.astype(z.dtype)], axis=-1)
 
@@ -70,6 +84,7 @@ class ConditionalMLPGenerator(nn.Module):
   latent_dim: int = 100
   num_classes: int = 10
   embed_dim: int = 0                  # 0 = num_classes
+  label_join: str = "concat"          # or "multiply": z * embed(y)
   hidden: Sequence[int] = (128, 256, 512, 1024)
   batchnorm: bool = True
   negative_slope: float = 0.2
@@ -78,18 +93,20 @@ class ConditionalMLPGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array, label: jax.Array, train: bool = True) -> jax.Array:
-    h = _joint_input(z, label, self.num_classes, self.embed_dim)
+    h = _joint_input(z, label, self.num_classes, self.embed_dim, self.label_join)
     return MLPGenerator(self.image_shape, latent_dim=h.shape[-1], hidden=tuple(self.hidden),
                         batchnorm=self.batchnorm, negative_slope=self.negative_slope,
                         bn_axis_name=self.bn_axis_name, name="body")(h, train)
 
 
 class ConditionalDCGANGenerator(nn.Module):
-  """``G(z, y)``: ``[z, embed(y)]`` -> :class:`~jaxgan.models.dcgan.DCGANGenerator`'s body."""
+  """``G(z, y)``: ``[z, embed(y)]`` (or ``z * embed(y)``, ``label_join``) ->
+  :class:`~jaxgan.models.dcgan.DCGANGenerator`'s body."""
   image_shape: Sequence[int]
   latent_dim: int = 100
   num_classes: int = 10
   embed_dim: int = 0                  # 0 = num_classes
+  label_join: str = "concat"          # or "multiply": z * embed(y)
   features: Sequence[int] = (256, 128, 64)
   upsample: str = "auto"
   bn_axis_name: str | None = None
@@ -97,7 +114,7 @@ class ConditionalDCGANGenerator(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array, label: jax.Array, train: bool = True) -> jax.Array:
-    h = _joint_input(z, label, self.num_classes, self.embed_dim)
+    h = _joint_input(z, label, self.num_classes, self.embed_dim, self.label_join)
     return DCGANGenerator(self.image_shape, latent_dim=h.shape[-1], features=tuple(self.features),
                           upsample=self.upsample, bn_axis_name=self.bn_axis_name, name="body")(h, train)
 
