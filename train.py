@@ -16,19 +16,34 @@ def _fail(message: str, code: int = 2):
   sys.exit(code)
 
 
-try:
-  # config_flags applies --config.KEY=VALUE overrides while defining the flag.
-  _CONFIG = config_flags.DEFINE_config_file(
-      "config", os.path.join(_HERE, "configs", "dcgan_fmnist.py"),
-      "Training recipe (a configs/*.py file); override keys with --config.KEY=VALUE.",
-      lock_config=True)
-except (AttributeError, KeyError) as e:
+def _unknown_key(e: BaseException):
+  """One line for an override naming a key the config does not have."""
   while e.args and isinstance(e.args[0], BaseException):
     e = e.args[0]
   detail = str(e.args[0] if e.args else e).replace("\n", "; ")
   overrides = [a.split("=")[0] for a in sys.argv[1:] if a.startswith("--config.")]
   _fail(f"unknown config key {detail} (overrides given: {' '.join(overrides)}); the keys are "
         f"those of the config file (python train.py --helpfull lists them)")
+
+
+def _parse_flags(argv):
+  """absl's parser; an override of an unknown key (raised while parsing when ``--config`` names a
+  file) becomes one line instead of a traceback."""
+  try:
+    return app.parse_flags_with_usage(argv)
+  except (AttributeError, KeyError) as e:
+    _unknown_key(e)
+
+
+try:
+  # config_flags applies --config.KEY=VALUE overrides while defining the flag (default config)
+  # or while parsing (a --config file): both paths end in _unknown_key.
+  _CONFIG = config_flags.DEFINE_config_file(
+      "config", os.path.join(_HERE, "configs", "dcgan_fmnist.py"),
+      "Training recipe (a configs/*.py file); override keys with --config.KEY=VALUE.",
+      lock_config=True)
+except (AttributeError, KeyError) as e:
+  _unknown_key(e)
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Output directory (default: runs/<config name>). Re-running with the "
     "same workdir resumes from its latest checkpoint.")
@@ -77,4 +92,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse_flags)

@@ -23,6 +23,7 @@ def get_config():
   config.dataset = "fashion_mnist"
   config.loss = "nonsaturating"
   config.generator.embed_dim = 10
+  config.generator.label_join = "concat"  # or "multiply": z * embed(y) (set embed_dim=0)
   config.learning_rate = 2e-4
   config.b1 = 0.5
   config.batch_size = 100

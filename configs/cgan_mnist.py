@@ -28,6 +28,7 @@ def get_config():
   config.loss = "nonsaturating"
   config.generator.hidden = (128, 256, 512, 1024)
   config.generator.embed_dim = 10
+  config.generator.label_join = "concat"  # or "multiply": z * embed(y) (set embed_dim=0)
   config.discriminator.hidden = (512, 512, 512)
   config.discriminator.conditioning = "concat"   # or "projection"
   config.discriminator.embed_dim = 10

@@ -30,6 +30,9 @@ def _train(*args, timeout=300):
 
 @pytest.mark.parametrize("args,match", [
     (["--config.no_such_key=1"], "unknown config key 'no_such_key'"),
+    (["--config", "configs/acgan_fmnist.py", "--config.no_such_key=1"], "unknown config key 'no_such_key'"),
+    (["--config", "configs/dcgan_fmnist.py", "--config.generator.label_jion=multiply"],
+     "unknown config key"),
     (["--config.generator.featurs=(1,2)"], 'Did you mean "features"'),
     (["--config.batch_size=many"], "batch_size"),
     (["--config.batch_size=0"], "config.batch_size must be a positive integer"),
