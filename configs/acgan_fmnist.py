@@ -29,6 +29,7 @@ def get_config():
   config.batch_size = 100
   config.num_steps = 10000
   config.num_samples = 100               # 10 classes x 10 noise vectors
-  config.acgan = ml_collections.ConfigDict({"class_weight": 1.0})
+  # fake_class_weight: D's class loss on the fakes (1 = the paper; 0 = D classifies real images only).
+  config.acgan = ml_collections.ConfigDict({"class_weight": 1.0, "fake_class_weight": 1.0})
   config.conditional = ml_collections.ConfigDict({"eval_every": 5000, "samples_per_class": 500})
   return config

@@ -47,7 +47,9 @@ def step_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
   """The label-aware options of :func:`jaxgan.steps.make_train_step` that ``config`` sets."""
   fam = family(config)
   if fam == "acgan":
-    return {"class_weight": float(config.get("acgan", {}).get("class_weight", 1.0))}
+    acgan = config.get("acgan", {})
+    return {"class_weight": float(acgan.get("class_weight", 1.0)),
+            "fake_class_weight": float(acgan.get("fake_class_weight", 1.0))}
   if fam == "sgan":
     sgan = config.get("sgan", {})
     return {"unsupervised_weight": float(sgan.get("unsupervised_weight", 0.5)),
@@ -97,6 +99,7 @@ def check_family(config: ml_collections.ConfigDict, num_classes: int | None = No
     _count(config.conditional.get("samples_per_class", 100), "conditional.samples_per_class", 2)
   if fam == "acgan" and "acgan" in config:
     _number(config.acgan.get("class_weight", 1.0), "acgan.class_weight")
+    _number(config.acgan.get("fake_class_weight", 1.0), "acgan.fake_class_weight")
   if fam == "sgan":
     sgan = config.get("sgan", ml_collections.ConfigDict())
     _count(sgan.get("labels_per_class", 10), "sgan.labels_per_class", 1)

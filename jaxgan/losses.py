@@ -454,22 +454,25 @@ def class_accuracy(class_logits: Array, labels: Array) -> Array:
 def acgan_discriminator_loss(kind: str, real_source: Array, fake_source: Array,
                              real_class_logits: Array, fake_class_logits: Array,
                              real_labels: Array, fake_labels: Array,
-                             class_weight: float = 1.0) -> Array:
+                             class_weight: float = 1.0, fake_class_weight: float = 1.0) -> Array:
   r"""ACGAN discriminator loss (Odena, Olah & Shlens, 2017, eq. 2-3), to minimise.
 
   .. math::
-     L_D = L^{adv}_D + w\,\big(\mathbb{E}[-\log P(C = c \mid x)] + \mathbb{E}[-\log P(C = c \mid G(z, c))]\big)
+     L_D = L^{adv}_D + w\,\big(\mathbb{E}[-\log P(C = c \mid x)] + w_f\,\mathbb{E}[-\log P(C = c \mid G(z, c))]\big)
 
   D maximises :math:`L_S + L_C` in the paper; :math:`L^{adv}_D` is the
   adversarial (source) loss of the objective ``kind`` (:data:`LOSSES`; the
   paper's is ``"nonsaturating"``'s :math:`-L_S`) on the source logits, and
   the class term is the cross-entropy of the class head on the real images
   with their labels and on the fakes with the labels they were generated
-  for. ``w = class_weight`` (1 in the paper).
+  for. ``w = class_weight`` (1 in the paper). ``w_f = fake_class_weight``
+  (1 in the paper; 0 trains D's class head on real images only, as the Keras
+  ACGAN example does: D then cannot learn to read the labels from the fakes'
+  own quirks, which G could satisfy without drawing the class).
   """
   adv = discriminator_loss(kind, real_source, fake_source)
   return adv + class_weight * (class_cross_entropy(real_class_logits, real_labels)
-                               + class_cross_entropy(fake_class_logits, fake_labels))
+                               + fake_class_weight * class_cross_entropy(fake_class_logits, fake_labels))
 
 
 def acgan_generator_loss(kind: str, fake_source: Array, fake_class_logits: Array,

@@ -293,7 +293,8 @@ def scan_unroll(n: int) -> int:
 
 def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
                   axis_name: str | None = None, n_critic: int = 1, reuse_fakes: bool = True,
-                  class_weight: float = 1.0, unsupervised_weight: float = 0.5,
+                  class_weight: float = 1.0, fake_class_weight: float = 1.0,
+                  unsupervised_weight: float = 0.5,
                   feature_matching: bool = True, **d_options: Any) -> tuple[GANState, Metrics]:
   """``n_critic`` D updates, then one G update (against the updated D).
 
@@ -313,13 +314,14 @@ def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
 
   Label-aware families (the discriminator's ``family``, :func:`family_of`):
   a conditional GAN runs this same step with labels (see :func:`d_step_fn`);
-  ACGAN runs :func:`acgan_step_fn` (``class_weight``) and the semi-supervised
+  ACGAN runs :func:`acgan_step_fn` (``class_weight``, ``fake_class_weight``) and the semi-supervised
   GAN :func:`sgan_step_fn` (``unsupervised_weight``, ``feature_matching``).
   """
   family = family_of(state)
   if family in FAMILY_STEPS:
     return _family_step(state, batch, family, loss=loss, axis_name=axis_name, n_critic=n_critic,
-                        class_weight=class_weight, unsupervised_weight=unsupervised_weight,
+                        class_weight=class_weight, fake_class_weight=fake_class_weight,
+                        unsupervised_weight=unsupervised_weight,
                         feature_matching=feature_matching, d_options=d_options)
   if n_critic == 1 and reuse_fakes:
     return reused_fakes_step_fn(state, batch, loss=loss, axis_name=axis_name, **d_options)
@@ -361,7 +363,8 @@ def family_of(state: GANState) -> str:
 
 
 def acgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
-                  axis_name: str | None = None, class_weight: float = 1.0) -> tuple[GANState, Metrics]:
+                  axis_name: str | None = None, class_weight: float = 1.0,
+                  fake_class_weight: float = 1.0) -> tuple[GANState, Metrics]:
   """One ACGAN update (Odena et al., 2017): D then G on the same fakes ``G(z, c)``.
 
   ``c`` is drawn uniformly (:func:`sample_labels`), ``z`` and ``c`` from the D
@@ -387,7 +390,7 @@ def acgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
     (real_s, real_c), stats = state.discriminate(real, d_params=d_params)
     (fake_s, fake_c), stats = state.discriminate(fake_d, stats, d_params=d_params)
     d_loss = losses.acgan_discriminator_loss(loss, real_s, fake_s, real_c, fake_c, real_label,
-                                             fake_label, class_weight)
+                                             fake_label, class_weight, fake_class_weight)
     return d_loss, (stats, real_s, fake_s, real_c, fake_c)
 
   (d_loss, (stats, real_s, fake_s, real_c, fake_c)), grads = jax.value_and_grad(
@@ -495,7 +498,8 @@ def sgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
 
 
 def _family_step(state: GANState, batch: Batch, family: str, *, loss: str, axis_name, n_critic: int,
-                 class_weight: float, unsupervised_weight: float, feature_matching: bool,
+                 class_weight: float, fake_class_weight: float, unsupervised_weight: float,
+                 feature_matching: bool,
                  d_options: dict[str, Any]) -> tuple[GANState, Metrics]:
   if n_critic != 1:
     raise ValueError(f"the {family} step makes one D and one G update; set n_critic=1")
@@ -503,7 +507,8 @@ def _family_step(state: GANState, batch: Batch, family: str, *, loss: str, axis_
   if unsupported:
     raise ValueError(f"{unsupported[0]} is not supported by the {family} step; set it to 0")
   if family == "acgan":
-    return acgan_step_fn(state, batch, loss=loss, axis_name=axis_name, class_weight=class_weight)
+    return acgan_step_fn(state, batch, loss=loss, axis_name=axis_name, class_weight=class_weight,
+                         fake_class_weight=fake_class_weight)
   return sgan_step_fn(state, batch, loss=loss, axis_name=axis_name,
                       unsupervised_weight=unsupervised_weight, feature_matching=feature_matching)
 
@@ -559,7 +564,8 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
                     gp_one_sided: bool = False, r1_weight: float = 0.0,
                     clip: float | None = None, began_gamma: float = 0.5,
                     began_lambda_k: float = 0.001, class_weight: float = 1.0,
-                    unsupervised_weight: float = 0.5, feature_matching: bool = True) -> Step:
+                    fake_class_weight: float = 1.0, unsupervised_weight: float = 0.5,
+                    feature_matching: bool = True) -> Step:
   """Jitted fused step: ``n_critic`` D updates then one G update.
 
   ``donate=True`` lets XLA reuse the input state's buffers (the caller must
@@ -571,17 +577,19 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
   WGAN: ``make_train_step("wasserstein", n_critic=5, clip=0.01)``; WGAN-GP:
   ``make_train_step("wasserstein", n_critic=5, gp_weight=10.0)``.
   The family is read from the state's discriminator (:func:`family_of`);
-  ``class_weight`` (ACGAN), ``unsupervised_weight`` and ``feature_matching``
+  ``class_weight`` and ``fake_class_weight`` (ACGAN), ``unsupervised_weight`` and ``feature_matching``
   (semi-supervised GAN) are described in :func:`acgan_step_fn` and
   :func:`sgan_step_fn`.
   """
   if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
     raise ValueError(f"n_critic must be a positive integer, got {n_critic!r}")
-  for name, value in (("class_weight", class_weight), ("unsupervised_weight", unsupervised_weight)):
+  for name, value in (("class_weight", class_weight), ("fake_class_weight", fake_class_weight),
+                      ("unsupervised_weight", unsupervised_weight)):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
       raise ValueError(f"{name} must be a number >= 0, got {value!r}")
   return _make(train_step_fn, loss, axis_name, jit, donate, n_critic=n_critic,
                reuse_fakes=bool(reuse_fakes), class_weight=float(class_weight),
+               fake_class_weight=float(fake_class_weight),
                unsupervised_weight=float(unsupervised_weight),
                feature_matching=bool(feature_matching),
                **_d_options(gp_weight, gp_one_sided, r1_weight, clip, began_gamma, began_lambda_k))

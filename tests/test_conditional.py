@@ -139,6 +139,12 @@ def test_acgan_losses_by_hand():
   got_d = losses.acgan_discriminator_loss("nonsaturating", jnp.array(rs), jnp.array(fs), jnp.array(rc),
                                           jnp.array(fc), jnp.array(ry), jnp.array(fy), class_weight=0.7)
   assert float(got_d) == pytest.approx(want_d, rel=1e-5)
+  # fake_class_weight scales only the fakes' class term (0: D's class head learns from real images).
+  for wf in (0.0, 0.25):
+    got = losses.acgan_discriminator_loss("nonsaturating", jnp.array(rs), jnp.array(fs), jnp.array(rc),
+                                          jnp.array(fc), jnp.array(ry), jnp.array(fy), class_weight=0.7,
+                                          fake_class_weight=wf)
+    assert float(got) == pytest.approx(adv_d + 0.7 * (ce(rc, ry) + wf * ce(fc, fy)), rel=1e-5)
   want_g = -np.mean(log_sig(fs)) + 0.7 * ce(fc, fy)
   got_g = losses.acgan_generator_loss("nonsaturating", jnp.array(fs), jnp.array(fc), jnp.array(fy), 0.7)
   assert float(got_g) == pytest.approx(want_g, rel=1e-5)
@@ -239,10 +245,11 @@ def test_cgan_step_on_eight_devices_equals_one_device():
   assert float(m8["d_loss"]) == pytest.approx(float(m1["d_loss"]), rel=1e-4)
 
 
-def test_acgan_step_matches_a_hand_written_update():
+@pytest.mark.parametrize("wf", [1.0, 0.0])
+def test_acgan_step_matches_a_hand_written_update(wf):
   state = _state("acgan", (4, 4, 1), {"features": (4,)}, {"body": "mlp", "hidden": (8,)})  # BatchNorm in G
   batch = {"image": _images(6, (4, 4, 1)), "label": jnp.array([0, 1, 2, 3, 4, 5])}
-  new, m = jaxgan.make_train_step(jit=False)(state, batch)
+  new, m = jaxgan.make_train_step(jit=False, fake_class_weight=wf)(state, batch)
   assert {"d_class_acc_real", "d_class_acc_fake", "d_real_acc", "d_fake_acc", "g_loss"} <= set(m)
   key = steps.step_key(state, 0)
   z, y = steps.sample_latent(state, key, 6), steps.sample_labels(state, key, 6)
@@ -251,7 +258,8 @@ def test_acgan_step_matches_a_hand_written_update():
   def d_loss(d_params):
     (rs, rc), st = state.discriminate(batch["image"], d_params=d_params)
     (fs, fc), st = state.discriminate(fake, st, d_params=d_params)
-    return losses.acgan_discriminator_loss("nonsaturating", rs, fs, rc, fc, batch["label"], y), (st, rc)
+    return losses.acgan_discriminator_loss("nonsaturating", rs, fs, rc, fc, batch["label"], y,
+                                           fake_class_weight=wf), (st, rc)
 
   (dl, (st, rc)), grads = jax.value_and_grad(d_loss, has_aux=True)(state.d_params)
   upd, _ = state.d_tx.update(grads, state.d_opt_state, state.d_params)
@@ -515,6 +523,12 @@ def test_bad_label_aware_configs_are_one_clear_error():
   acgan.n_critic = 5
   with pytest.raises(ConfigError, match="n_critic=1"):
     conditional_hooks.check_family(acgan, 10)
+  acgan = load_config("acgan_fmnist")
+  acgan.acgan.fake_class_weight = -0.5
+  with pytest.raises(ConfigError, match="acgan.fake_class_weight"):
+    conditional_hooks.check_family(acgan, 10)
+  acgan.acgan.fake_class_weight = 0.0
+  assert conditional_hooks.step_options(acgan) == {"class_weight": 1.0, "fake_class_weight": 0.0}
   assert conditional_hooks.step_options(load_config("sgan_mnist")) == {
       "unsupervised_weight": 0.5, "feature_matching": True}
 
