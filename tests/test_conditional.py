@@ -527,8 +527,9 @@ def test_bad_label_aware_configs_are_one_clear_error():
   acgan.acgan.fake_class_weight = -0.5
   with pytest.raises(ConfigError, match="acgan.fake_class_weight"):
     conditional_hooks.check_family(acgan, 10)
-  acgan.acgan.fake_class_weight = 0.0
-  assert conditional_hooks.step_options(acgan) == {"class_weight": 1.0, "fake_class_weight": 0.0}
+  acgan.acgan.fake_class_weight = 1.0  # the paper's D loss, one override away
+  assert conditional_hooks.step_options(acgan) == {"class_weight": 1.0, "fake_class_weight": 1.0}
+  assert conditional_hooks.step_options(load_config("acgan_fmnist"))["fake_class_weight"] == 0.0
   assert conditional_hooks.step_options(load_config("sgan_mnist")) == {
       "unsupervised_weight": 0.5, "feature_matching": True}
 
