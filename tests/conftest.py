@@ -30,6 +30,17 @@ def load_config(name: str):
   return module.get_config()
 
 
+def override(config, overrides: dict):
+  """Sets dotted keys (``{"discriminator.num_layers": 3}``) as ``--config.KEY=VALUE`` would."""
+  for key, value in overrides.items():
+    node = config
+    *path, leaf = key.split(".")
+    for p in path:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
 def read_metrics(workdir) -> list[dict]:
   """The records of a run's ``metrics.jsonl``."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from conftest import load_config
+from conftest import load_config, override
 from jaxgan import trainer
 from jaxgan.data import DataError, photo, prepare, tfds_data
 from jaxgan.errors import ConfigError
@@ -144,19 +144,14 @@ def test_photo_recipes_train_and_write_their_figure(mock_photos, tmp_path, name,
 ])
 def test_bad_photo_configs_are_refused_before_any_work(tmp_path, name, overrides, match):
   config = _tiny(name, str(tmp_path / "tfds"))
-  for key, value in overrides.items():
-    node = config
-    *path, leaf = key.split(".")
-    for p in path:
-      node = node[p]
-    node[leaf] = value
+  override(config, overrides)
   with pytest.raises(ConfigError, match=match):
     trainer.train_and_evaluate(config, str(tmp_path / "run"))
   assert not os.path.exists(tmp_path / "run")
 
 
 def test_unknown_celeba_attribute_is_named(tmp_path):
-  config = _tiny("stargan_celeba", str(tmp_path), **{})
+  config = _tiny("stargan_celeba", str(tmp_path))
   config.stargan.attributes = "Blond_Hair,Purple_Hair"
   with pytest.raises(ConfigError, match="Purple_Hair.*Black_Hair"):
     trainer.train_and_evaluate(config, str(tmp_path / "run"))

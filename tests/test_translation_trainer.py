@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import MANUAL_DIR, REPO, load_config, read_metrics
+from conftest import MANUAL_DIR, REPO, load_config, override, read_metrics
 from jaxgan import trainer
 from jaxgan.data import domains
 from jaxgan.errors import ConfigError
@@ -201,12 +201,7 @@ def test_stargan_multi_dataset_run_on_two_devices(tmp_path, cache_dir):
 ])
 def test_bad_translation_configs_are_refused_before_any_work(tmp_path, cache_dir, name, overrides, match):
   config = _config(name, cache_dir)
-  for key, value in overrides.items():
-    node = config
-    *path, leaf = key.split(".")
-    for p in path:
-      node = node[p]
-    node[leaf] = value
+  override(config, overrides)
   with pytest.raises(ConfigError, match=match):
     trainer.train_and_evaluate(config, str(tmp_path / "run"))
   assert not os.path.exists(tmp_path / "run")
