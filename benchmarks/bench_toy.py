@@ -18,7 +18,8 @@ maxout layers of 200 units and 5 pieces, weights N(0, 0.02), Adam(1e-4, b1 0.8),
 run for 80 runs: G four hidden layers of ``--g_width`` (128) ReLU units with BatchNorm, D three
 LeakyReLU(0.2) layers of ``--d_width`` (128), no maxout (``--d_maxout 5`` for PacGAN's); the packed
 discriminators keep the widths (only their first layer grows, 2m inputs). Adam(``--lr`` 1e-4,
-``--b1`` 0.8), batch 100, ``--steps`` generator updates (the paper: 400,000).
+``--b1`` 0.8; ``--decay_steps`` N: linearly to 0 over the last N steps), batch 100, ``--steps``
+generator updates (the paper: 400,000).
 
     nice -n 10 python benchmarks/bench_toy.py [--datasets ring,grid] [--rows gan,pacgan2,pacgan4,stable]
         [--seeds 10] [--steps 10000] [--stable NAME] > table.md
@@ -69,6 +70,7 @@ def base_config(dataset: str, args) -> "ml_collections.ConfigDict":
   c.b1, c.b2 = args.b1, 0.999
   c.batch_size = 100
   c.num_steps = args.steps
+  c.decay_steps = args.decay_steps
   return c
 
 
@@ -108,6 +110,8 @@ def main(argv=None) -> int:
                       help="maxout pieces of D's hidden layers (PacGAN: 5; 1 = LeakyReLU)")
   parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate of G and D")
   parser.add_argument("--b1", type=float, default=0.8, help="Adam beta1")
+  parser.add_argument("--decay_steps", type=int, default=0,
+                      help="the last N steps take the learning rates linearly to 0 (0 = constant)")
   args = parser.parse_args(argv)
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
   import jax
@@ -136,7 +140,9 @@ def main(argv=None) -> int:
             f"hq {_cell(scores['high_quality'], '{:.1f}')} kl {_cell(scores['reverse_kl'], '{:.2f}')}",
             file=sys.stderr, flush=True)
 
-  print(f"\n{args.seeds} seeds per row, {args.steps} steps, batch 100, mean ± standard error; "
+  decay = f" (the last {args.decay_steps} decaying to lr 0)" if args.decay_steps else ""
+  print(f"\n{args.seeds} seeds per row, {args.steps} steps{decay}, lr {args.lr}, b1 {args.b1}, "
+        f"batch 100, mean ± standard error; "
         f"stable = {args.stable} {STABLE[args.stable]}\n")
   for dataset in args.datasets.split(","):
     total = 8 if dataset == "ring" else 25

@@ -22,6 +22,12 @@ from jaxgan.state import GANState
 
 # GANState fields newer than the first checkpoint format, restorable from older checkpoints.
 _ADDED_FIELDS = ("k_t",)
+# Meta keys written only when a run uses the option; a run that has one resumes only a
+# checkpoint that has the same (a scheduled learning rate adds a count to the optimizer state).
+_OPTIONAL_META = ("lr_schedule",)
+_META_HINTS = {"lr_schedule": " (config.decay_steps > 0 schedules the learning rate, which adds a "
+                              "step count to the optimizer state: resume with decay_steps 0 or > 0 "
+                              "as the checkpoint was made)"}
 
 
 class CheckpointError(JaxganError):
@@ -68,15 +74,18 @@ class Checkpointer:
     """Restores ``step`` (default: latest) into the structure of ``template``.
 
     ``meta`` must match the checkpoint's ``meta`` on every key the checkpoint
-    has (model family, architecture, image shape, ...).
+    has (model family, architecture, image shape, ...) and on the optional keys
+    ``meta`` has (``lr_schedule``).
     """
     step = self.latest_step() if step is None else step
     if step is None:
       raise CheckpointError(f"no checkpoint in {self.directory}")
     saved = self.read_meta(step)
-    diffs = {k: (saved[k], meta.get(k)) for k in saved if saved[k] != meta.get(k)}
+    keys = [*saved, *(k for k in _OPTIONAL_META if k in meta and k not in saved)]
+    diffs = {k: (saved.get(k), meta.get(k)) for k in keys if saved.get(k) != meta.get(k)}
     if diffs:
-      detail = "; ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}" for k, (a, b) in diffs.items())
+      detail = "; ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}{_META_HINTS.get(k, '')}"
+                         for k, (a, b) in diffs.items())
       raise CheckpointError(
           f"{self.directory} holds a checkpoint (step {step}) of a different model ({detail}). "
           f"Use another --workdir, or delete that directory to start over.")

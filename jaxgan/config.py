@@ -35,6 +35,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.b2 = 0.999
   c.adam_eps = 1e-8                 # Adam: added to sqrt(second moment) (optax's eps)
   c.adam_eps_root = 0.0             # Adam: added inside the square root (optax's eps_root)
+  c.decay_steps = 0                 # the last decay_steps steps: learning rates fall linearly to 0 (0 = constant)
   c.d_ema = 0.0                     # Polyak average of D's parameters in D's optimizer state (decay; 0 = off)
   c.batch_size = 64
   c.num_steps = 5000                # generator updates
@@ -143,6 +144,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.get("adam_eps", 1e-8) == 0 and config.get("adam_eps_root", 0.0) == 0:
     raise ConfigError("config.adam_eps and config.adam_eps_root are both 0: Adam would divide by "
                       "zero for a parameter without gradient; set one of them > 0")
+  decay = config.get("decay_steps", 0)
+  if isinstance(decay, bool) or not isinstance(decay, int) or not 0 <= decay <= config.num_steps:
+    raise ConfigError(f"config.decay_steps={decay!r} must be an integer in [0, num_steps="
+                      f"{config.num_steps}] (the last steps, over which the learning rate "
+                      f"falls linearly to 0; 0 = constant)")
   d_ema = config.get("d_ema", 0.0)
   if isinstance(d_ema, bool) or not isinstance(d_ema, (int, float)) or not 0 <= d_ema < 1:
     raise ConfigError(f"config.d_ema must be in [0, 1) (0 = no parameter average), got {d_ema!r}")
@@ -242,7 +248,7 @@ def model_meta(config: ml_collections.ConfigDict, image_shape) -> dict:
   from jaxgan import translation_hooks
   if translation_hooks.is_translation(config):
     return translation_hooks.model_meta(config, image_shape)
-  return {
+  meta = {
       "model": config.model,
       "dataset": config.dataset,
       "image_shape": [int(s) for s in image_shape],
@@ -250,6 +256,9 @@ def model_meta(config: ml_collections.ConfigDict, image_shape) -> dict:
       "generator": _jsonable(config.generator.to_dict()),
       "discriminator": _jsonable(config.discriminator.to_dict()),
   }
+  if config.get("decay_steps", 0):  # a scheduled rate adds a step count to the optimizer states
+    meta["lr_schedule"] = "constant_then_linear_decay"
+  return meta
 
 
 def _jsonable(x):

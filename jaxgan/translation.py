@@ -30,7 +30,8 @@ weights act on the *global* batch (all-gathered), so ``n`` devices compute
 what one device computes on the whole batch and the pool stays replicated.
 
 Optimisers: Adam with a constant learning rate, then a linear decay to 0
-(:func:`adam_linear_decay`; CycleGAN 2e-4, StarGAN 1e-4, both ``b1 = 0.5``).
+(:func:`adam_linear_decay` on :func:`jaxgan.schedules.constant_then_linear_decay`;
+CycleGAN 2e-4, StarGAN 1e-4, both ``b1 = 0.5``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from jax import lax
 
 from jaxgan import losses
 from jaxgan.errors import ConfigError
+from jaxgan.schedules import constant_then_linear_decay
 from jaxgan.steps import local_draw, scan_unroll
 
 PyTree = Any
@@ -108,30 +110,6 @@ def _apply_update(tx, params, opt_state, grads):
 
 # ---------------------------------------------------------------------------------------
 # Optimisers
-
-def constant_then_linear_decay(learning_rate: float, num_updates: int,
-                               decay_updates: int) -> optax.Schedule:
-  """``learning_rate`` for ``num_updates - decay_updates`` updates, then linearly to 0.
-
-  CycleGAN: 100 epochs constant, 100 epochs decaying; StarGAN: 200k
-  iterations, the last 100k decaying. Counts are in updates of the optimizer
-  that uses the schedule (StarGAN's critic makes ``n_critic`` updates per
-  generator update).
-  """
-  for name, v in (("num_updates", num_updates), ("decay_updates", decay_updates)):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-      raise ConfigError(f"{name} must be a non-negative integer, got {v!r}")
-  if decay_updates > num_updates:
-    raise ConfigError(f"decay_updates={decay_updates} exceeds num_updates={num_updates}; the decay "
-                      f"is the last part of training: lower the decay steps or train longer")
-  if not learning_rate > 0:
-    raise ConfigError(f"learning_rate must be positive, got {learning_rate!r}")
-  constant = optax.constant_schedule(learning_rate)
-  if decay_updates == 0:
-    return constant
-  decay = optax.linear_schedule(learning_rate, 0.0, decay_updates)
-  return optax.join_schedules([constant, decay], [num_updates - decay_updates])
-
 
 def adam_linear_decay(learning_rate: float, num_updates: int, decay_updates: int, *,
                       b1: float = 0.5, b2: float = 0.999) -> optax.GradientTransformation:

@@ -154,11 +154,6 @@ def check_config(config: ml_collections.ConfigDict) -> None:
   for key in ("r1_weight", "clip"):
     if config.get(key, 0.0):
       raise ConfigError(f"config.{key} is not supported by config.model={fam!r}; set it to 0")
-  decay = config.get("decay_steps", 0)
-  if isinstance(decay, bool) or not isinstance(decay, int) or not 0 <= decay <= config.num_steps:
-    raise ConfigError(f"config.decay_steps={decay!r} must be an integer in [0, num_steps="
-                      f"{config.num_steps}] (the last iterations, over which the learning rate "
-                      f"falls linearly to 0)")
   real = photo.is_photo(config.dataset)
   if config.dataset not in DATASETS and not real:
     raise ConfigError(f"config.dataset={config.dataset!r}: translation runs read the offline "

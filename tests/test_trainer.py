@@ -53,13 +53,18 @@ def test_sample_grid_is_an_8x8_picture(tmp_path, mock_fmnist):
   assert grid.shape[:2] == ((8 * 32 + 9 * 2) * 3,) * 2
 
 
-@pytest.mark.parametrize("name", ["dcgan_fmnist", "gan_fmnist"])
-def test_resume_reaches_the_same_losses_as_an_uninterrupted_run(tmp_path, mock_fmnist, name):
+@pytest.mark.parametrize("name,decay_steps", [("dcgan_fmnist", 0), ("gan_fmnist", 0), ("gan_fmnist", 4)])
+def test_resume_reaches_the_same_losses_as_an_uninterrupted_run(tmp_path, mock_fmnist, name,
+                                                               decay_steps):
+  # decay_steps=4: the scheduled learning rate's count is restored with the optimizer states.
+  # The 3-step part stands for an interrupted 6-step run: with decay_steps - 3 its first three
+  # rates are those of the 6-step schedule.
   full = str(tmp_path / "full")
-  trainer.train_and_evaluate(_config(name, log_every=1), full)
+  trainer.train_and_evaluate(_config(name, log_every=1, decay_steps=decay_steps), full)
   part = str(tmp_path / "part")
-  trainer.train_and_evaluate(_config(name, log_every=1, num_steps=3), part)
-  resumed = trainer.train_and_evaluate(_config(name, log_every=1), part)
+  trainer.train_and_evaluate(_config(name, log_every=1, num_steps=3,
+                                     decay_steps=max(decay_steps - 3, 0)), part)
+  resumed = trainer.train_and_evaluate(_config(name, log_every=1, decay_steps=decay_steps), part)
   a, b = read_metrics(full), read_metrics(part)
   assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
   for ra, rb in zip(a, b):
@@ -80,6 +85,14 @@ def test_checkpoint_of_another_model_is_refused(tmp_path, mock_fmnist):
   wider.generator.hidden = (16, 64)
   with pytest.raises(CheckpointError, match="generator"):
     trainer.train_and_evaluate(wider, workdir)
+
+
+def test_resuming_across_a_learning_rate_schedule_change_is_refused(tmp_path, mock_fmnist):
+  workdir = str(tmp_path / "run")
+  trainer.train_and_evaluate(_config("gan_fmnist", num_steps=3), workdir)
+  with pytest.raises(CheckpointError, match="lr_schedule.*decay_steps 0 or > 0"):
+    trainer.train_and_evaluate(_config("gan_fmnist", decay_steps=2), workdir)
+  assert Checkpointer(os.path.join(workdir, "checkpoints")).latest_step() == 3
 
 
 def test_non_finite_losses_stop_and_keep_the_last_good_checkpoint(tmp_path, mock_fmnist):
@@ -104,6 +117,7 @@ def test_non_finite_losses_stop_and_keep_the_last_good_checkpoint(tmp_path, mock
     ("b1", 1.5, r"b1 must be in \[0, 1\)"),
     ("model", "bigbigan", "config.model='bigbigan' is unknown"),
     ("loss", "wgan", "config.loss='wgan' is unknown"),
+    ("decay_steps", 7, r"decay_steps=7 must be an integer in \[0, num_steps=6\]"),
 ])
 def test_bad_config_values_are_refused_before_any_work(tmp_path, key, value, match):
   config = _config()
@@ -164,3 +178,23 @@ def test_generator_and_discriminator_learning_rates(mock_fmnist):
   from jaxgan import config as config_lib
   with pytest.raises(ConfigError, match="d_learning_rate"):
     config_lib.validate(config)
+
+
+def test_decay_steps_take_both_rates_linearly_to_zero_at_num_steps():
+  import jax.numpy as jnp
+  config = _config(learning_rate=1e-3, num_steps=10, decay_steps=4, n_critic=2)
+  g_tx, d_tx = trainer.build_optimizers(config)
+  ones = {"w": jnp.ones(3)}
+
+  def rates(tx, n):  # Adam on a constant gradient moves each weight by -lr(t) (up to eps)
+    state, out = tx.init(ones), []
+    for _ in range(n):
+      updates, state = tx.update(ones, state, ones)
+      out.append(-float(updates["w"][0]))
+    return np.array(out)
+
+  # G: 6 steps at 1e-3, then 4 falling to 0; D (2 updates per step): 12 at 1e-3, then 8.
+  np.testing.assert_allclose(rates(g_tx, 11), 1e-3 * np.array([1] * 7 + [0.75, 0.5, 0.25, 0]),
+                             rtol=1e-4, atol=1e-9)
+  np.testing.assert_allclose(rates(d_tx, 21), 1e-3 * np.r_[[1] * 13, 1 - np.arange(1, 9) / 8],
+                             rtol=1e-4, atol=1e-9)
