@@ -53,6 +53,10 @@ STABLE = {
     "r1": {"r1_weight": 1.0},
     "pacgan4_r1": {"discriminator.pack": 4, "r1_weight": 1.0},
     "pacgan4_r1_ttur": {"discriminator.pack": 4, "r1_weight": 1.0, "d_learning_rate": 4e-4},
+    # The toy recipes' generator: LeakyReLU(0.2), no BatchNorm (its batch statistics move the points).
+    "lrelu": {"generator.batchnorm": False, "generator.negative_slope": 0.2},
+    "pacgan2_lrelu": {"discriminator.pack": 2, "generator.batchnorm": False,
+                      "generator.negative_slope": 0.2},
 }
 
 ROW_NAMES = {"gan": "GAN", "pacgan2": "PacGAN2", "pacgan4": "PacGAN4"}

@@ -1,12 +1,15 @@
 """Conditional GAN (Mirza & Osindero, 2014) on 28x28 MNIST: G(z, y), D(x, y).
 
 G: [z(100), embed(y)(10)] -> 128 -> 256 -> 512 -> 1024 (BatchNorm after the
-first, LeakyReLU 0.2) -> 784 tanh. D: [flatten(x), embed(y)(10)] -> 512 ->
-512 -> 512 (LeakyReLU 0.2) -> logit. The paper's maxout MLPs and SGD
-schedule are replaced by the common modern recipe of the same model
-(PyTorch-GAN's ``cgan``): Adam(2e-4, b1=0.5), batch 64, non-saturating loss
-(the paper's objective, eq. 2). ``--config.discriminator.conditioning=projection``
-swaps D's label input for a projection head (Miyato & Koyama, 2018);
+first, LeakyReLU 0.2) -> 784 tanh. D: flatten(x) -> 512 -> 512 -> 512
+(LeakyReLU 0.2) -> phi, and the logit psi(phi) + <embed(y), phi>: a projection
+discriminator (Miyato & Koyama, 2018). ``--config.discriminator.conditioning=concat``
+is the paper's D, which reads [flatten(x), embed(y)(10)] at its input; on
+Fashion-MNIST projection scores higher on both conditional correctness and
+intra-FID (README, "Measured runs"), on MNIST both meet the target. The
+paper's maxout MLPs and SGD schedule are replaced by the common modern recipe
+of the same model (PyTorch-GAN's ``cgan``): Adam(2e-4, b1=0.5), batch 64,
+non-saturating loss (the paper's objective, eq. 2).
 ``--config.model=cgan_dcgan --config.image_size=32`` uses DCGAN bodies.
 Sample grids are class-by-row (row k = digit k). Fashion-MNIST:
 ``--config.dataset=fashion_mnist``.
@@ -30,8 +33,8 @@ def get_config():
   config.generator.embed_dim = 10
   config.generator.label_join = "concat"  # or "multiply": z * embed(y) (set embed_dim=0)
   config.discriminator.hidden = (512, 512, 512)
-  config.discriminator.conditioning = "concat"   # or "projection"
-  config.discriminator.embed_dim = 10
+  config.discriminator.conditioning = "projection"   # or "concat" (the paper's input concatenation)
+  config.discriminator.embed_dim = 10           # concat only: the label embedding D reads
   config.learning_rate = 2e-4
   config.b1 = 0.5
   config.batch_size = 64
