@@ -148,7 +148,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if isinstance(decay, bool) or not isinstance(decay, int) or not 0 <= decay <= config.num_steps:
     raise ConfigError(f"config.decay_steps={decay!r} must be an integer in [0, num_steps="
                       f"{config.num_steps}] (the last steps, over which the learning rate "
-                      f"falls linearly to 0; 0 = constant)")
+                      f"falls linearly to 0; 0 = constant); shortening a run with decay, set "
+                      f"--config.decay_steps too, e.g. to half of num_steps")
   d_ema = config.get("d_ema", 0.0)
   if isinstance(d_ema, bool) or not isinstance(d_ema, (int, float)) or not 0 <= d_ema < 1:
     raise ConfigError(f"config.d_ema must be in [0, 1) (0 = no parameter average), got {d_ema!r}")

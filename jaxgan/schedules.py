@@ -2,7 +2,8 @@
 
 :func:`constant_then_linear_decay` is the schedule of CycleGAN and StarGAN
 (their second half decays linearly to 0) and of Salimans et al.'s (2016)
-semi-supervised GAN (the last third of its 300 epochs). In a config it is
+CIFAR-10 semi-supervised GAN (the last 400 of its 1,200 epochs; their MNIST
+code keeps its rate constant). In a config it is
 ``decay_steps``: the last ``decay_steps`` generator updates decay, and a
 discriminator making ``n_critic`` updates per generator update decays over its
 last ``n_critic * decay_steps`` updates, so both reach 0 at ``num_steps``.

@@ -574,6 +574,7 @@ def _tiny(name):
     config.sgan.labeled_batch_size = 8
   config.num_devices = 1
   config.num_steps, config.log_every, config.sample_every, config.checkpoint_every = 4, 2, 2, 4
+  config.decay_steps = min(config.decay_steps, 2)  # a recipe's decay, scaled into the 4 steps
   config.num_samples = 20
   return config
 
