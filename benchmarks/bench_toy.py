@@ -45,12 +45,13 @@ PUBLISHED = {  # PacGAN (Lin et al., 2018), Table 1, 10 trials: (modes ± se, hi
     ("grid", "PacGAN4"): ("24.8±0.2", "93.6%", "0.04"),
 }
 
-# Candidate "stable" recipes: config overrides on top of the benchmark's base. "wgangp"
-# (n_critic 5) needs jaxgan.steps.train_step_fn to accept stacked point batches
-# [n_critic, B, 2]; it checks for image batches [n_critic, B, H, W, C] today.
+# Candidate "stable" recipes: config overrides on top of the benchmark's base ("wgangp" trains
+# n_critic = 5 critic updates per step on stacked [5, B, 2] point batches).
 STABLE = {
     "wgangp": {"loss": "wasserstein", "gp_weight": 10.0, "n_critic": 5, "b1": 0.5, "b2": 0.9},
     "r1": {"r1_weight": 1.0},
+    # A light R1 (gamma 0.01): a mode of std 0.01-0.05 needs a sharp D, which gamma 1 forbids.
+    "r1_small": {"r1_weight": 0.01},
     "pacgan4_r1": {"discriminator.pack": 4, "r1_weight": 1.0},
     "pacgan4_r1_ttur": {"discriminator.pack": 4, "r1_weight": 1.0, "d_learning_rate": 4e-4},
     # The toy recipes' generator: LeakyReLU(0.2), no BatchNorm (its batch statistics move the points).
