@@ -183,21 +183,30 @@ def test_clipping_keeps_every_critic_weight_in_the_box(mlp):
 def test_n_critic_scan_is_k_critic_updates_then_one_generator_update(mlp):
   k = 3
   state, batch = mlp, _batch(k=k)
-  step = jaxgan.make_train_step("hinge", n_critic=k, r1_weight=1.0)
+  step = jaxgan.make_train_step("nonsaturating", n_critic=k, r1_weight=1.0)
   fused, m = step(state, batch)
   # Exactly k critic updates per generator update (the optimizers count their updates).
   assert (_adam_count(fused.d_opt_state), _adam_count(fused.g_opt_state), int(fused.step)) == (k, 1, 1)
   again, _ = step(fused, batch)
   assert (_adam_count(again.d_opt_state), _adam_count(again.g_opt_state)) == (2 * k, 2)
   # ... and they are the k d_steps, each on its own slice and noise, then one g_step.
-  d_step = jax.jit(lambda s, b, i: steps.d_step_fn(s, b, loss="hinge", r1_weight=1.0, critic_index=i))
+  d_step = jax.jit(lambda s, b, i: steps.d_step_fn(s, b, loss="nonsaturating", r1_weight=1.0, critic_index=i))
   manual, d_losses = state, []
   for i in range(k):
     manual, md = d_step(manual, jax.tree.map(lambda x: x[i], batch), i)
     d_losses.append(float(md["d_loss"]))
-  manual, mg = jaxgan.make_g_step("hinge")(manual, jax.tree.map(lambda x: x[-1], batch))
+  manual, mg = jaxgan.make_g_step("nonsaturating")(manual, jax.tree.map(lambda x: x[-1], batch))
+  # A smooth loss (hinge's kink let float reassociation flip a sample's term on one CPU). Adam's
+  # lr * m / (sqrt(v) + eps) still magnifies that noise in a near-zero gradient, so a parameter
+  # may differ by a fraction of one step (lr 1e-3); a missing, repeated or misordered update
+  # moves many parameters by a whole step. Almost all must agree tightly.
+  tight, total = 0, 0
   for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(manual)):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    tight += int(np.sum(np.abs(a - b) <= 1e-6 + 1e-4 * np.abs(b)))
+    total += a.size
+  assert tight >= 0.999 * total, (tight, total)
   assert float(m["d_loss"]) == pytest.approx(np.mean(d_losses), rel=1e-4)
   assert float(m["g_loss"]) == pytest.approx(float(mg["g_loss"]), rel=1e-4, abs=1e-6)
   assert len(set(d_losses)) == k   # each critic update saw its own batch and noise
