@@ -22,7 +22,7 @@ discriminators keep the widths (only their first layer grows, 2m inputs). Adam(`
 generator updates (the paper: 400,000).
 
     nice -n 10 python benchmarks/bench_toy.py [--datasets ring,grid] [--rows gan,pacgan2,pacgan4,stable]
-        [--seeds 10] [--steps 10000] [--stable NAME] > table.md
+        [--seeds 10] [--steps 10000] [--stable NAME] [--set KEY=VALUE ...] > table.md
 """
 
 from __future__ import annotations
@@ -87,12 +87,39 @@ def row_config(dataset: str, row: str, stable: str, args):
     c.discriminator.pack = 4
   elif row == "stable":
     for key, value in STABLE[stable].items():
-      node = c
-      *path, leaf = key.split(".")
-      for p in path:
-        node = node[p]
-      node[leaf] = value
+      _override(c, key, value)
+  for item in getattr(args, "set", None) or ():
+    key, value = parse_override(item)
+    _override(c, key, value)
   return c
+
+
+def parse_override(item: str):
+  """``"key.sub=value"`` -> ``("key.sub", value)``, the value read as a Python literal
+  (``2``, ``3e-3``, ``False``, ``(64, 64)``); a bare word stays a string."""
+  import ast
+  key, sep, text = item.partition("=")
+  if not sep or not key:
+    raise SystemExit(f"--set expects KEY=VALUE (e.g. --set n_critic=2), got {item!r}")
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text
+  return key.strip(), value
+
+
+def _override(config, key: str, value) -> None:
+  """Set the dotted ``key`` of ``config``; an unknown key stops with the keys that exist."""
+  node = config
+  *path, leaf = key.split(".")
+  for i, part in enumerate(path + [leaf]):
+    if part not in node:
+      where = ".".join(path[:i]) or "the config"
+      raise SystemExit(f"--set {key}: {where} has no key {part!r}; "
+                       f"it has {', '.join(sorted(node.keys()))}")
+    if i < len(path):
+      node = node[part]
+  node[leaf] = value
 
 
 def _cell(x, fmt: str) -> str:
@@ -117,6 +144,9 @@ def main(argv=None) -> int:
   parser.add_argument("--b1", type=float, default=0.8, help="Adam beta1")
   parser.add_argument("--decay_steps", type=int, default=0,
                       help="the last N steps take the learning rates linearly to 0 (0 = constant)")
+  parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="a config override applied to every row after its own (repeatable), "
+                           "e.g. --set n_critic=2 --set discriminator.pack=2")
   args = parser.parse_args(argv)
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
   import jax
@@ -146,9 +176,10 @@ def main(argv=None) -> int:
             file=sys.stderr, flush=True)
 
   decay = f" (the last {args.decay_steps} decaying to lr 0)" if args.decay_steps else ""
+  extra = f"; every row with {', '.join(args.set)}" if args.set else ""
   print(f"\n{args.seeds} seeds per row, {args.steps} steps{decay}, lr {args.lr}, b1 {args.b1}, "
         f"batch 100, mean ± standard error; "
-        f"stable = {args.stable} {STABLE[args.stable]}\n")
+        f"stable = {args.stable} {STABLE[args.stable]}{extra}\n")
   for dataset in args.datasets.split(","):
     total = 8 if dataset == "ring" else 25
     print(f"| {dataset} | modes (of {total}) | high-quality % | reverse KL |")

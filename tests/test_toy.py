@@ -278,3 +278,31 @@ def test_toy_ring_recipe_trains_and_writes_frames_gif_and_mode_metrics(tmp_path,
   assert not (workdir / "samples").exists() or not list((workdir / "samples").glob("*.png"))
   out = capsys.readouterr().out
   assert "modes " in out and "/8 covered" in out and "film.gif" in out
+
+
+def test_bench_toy_rows_and_set_overrides():
+  import importlib.util
+  import pathlib
+  path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_toy.py"
+  spec = importlib.util.spec_from_file_location("bench_toy", path)
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+
+  def args(*sets):
+    return bench.argparse.Namespace(g_width=8, d_width=8, d_maxout=1, lr=1e-3, b1=0.5, steps=10,
+                                    decay_steps=5, set=list(sets))
+
+  c = bench.row_config("grid", "pacgan4", "r1_small", args("n_critic=2", "generator.hidden=(4, 4)",
+                                                           "loss=hinge", "d_learning_rate=3e-3"))
+  assert c.discriminator.pack == 4 and c.n_critic == 2 and c.loss == "hinge"
+  assert tuple(c.generator.hidden) == (4, 4) and c.d_learning_rate == 3e-3
+  stable = bench.row_config("ring", "stable", "r1_small", args())
+  assert stable.r1_weight == 0.01 and stable.discriminator.pack == 1
+  # --set runs after the row: it can override what the row chose.
+  assert bench.row_config("ring", "pacgan2", "r1", args("discriminator.pack=1")).discriminator.pack == 1
+  with pytest.raises(SystemExit, match="has no key 'n_critc'"):
+    bench.row_config("ring", "gan", "r1", args("n_critc=2"))
+  with pytest.raises(SystemExit, match="discriminator has no key 'packs'"):
+    bench.row_config("ring", "gan", "r1", args("discriminator.packs=2"))
+  with pytest.raises(SystemExit, match="KEY=VALUE"):
+    bench.row_config("ring", "gan", "r1", args("n_critic"))
