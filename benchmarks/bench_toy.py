@@ -88,7 +88,7 @@ def row_config(dataset: str, row: str, stable: str, args):
   elif row == "stable":
     for key, value in STABLE[stable].items():
       _override(c, key, value)
-  for item in getattr(args, "set", None) or ():
+  for item in args.set:
     key, value = parse_override(item)
     _override(c, key, value)
   return c
