@@ -109,17 +109,13 @@ def parse_override(item: str):
 
 
 def _override(config, key: str, value) -> None:
-  """Set the dotted ``key`` of ``config``; an unknown key stops with the keys that exist."""
-  node = config
-  *path, leaf = key.split(".")
-  for i, part in enumerate(path + [leaf]):
-    if part not in node:
-      where = ".".join(path[:i]) or "the config"
-      raise SystemExit(f"--set {key}: {where} has no key {part!r}; "
-                       f"it has {', '.join(sorted(node.keys()))}")
-    if i < len(path):
-      node = node[part]
-  node[leaf] = value
+  """:func:`jaxgan.config.override`, an unknown key stopping the script with the keys that exist."""
+  from jaxgan.config import override
+  from jaxgan.errors import ConfigError
+  try:
+    override(config, {key: value})
+  except ConfigError as e:
+    raise SystemExit(f"--set {key}: {e}") from None
 
 
 def _cell(x, fmt: str) -> str:

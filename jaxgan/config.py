@@ -92,6 +92,27 @@ def dcgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config
 
 
+def override(config: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
+  """Sets dotted keys (``{"discriminator.pack": 2}``) of ``config`` in place, as
+  ``--config.discriminator.pack=2`` would, and returns it.
+
+  A key that does not exist raises :class:`ConfigError` naming the keys that do
+  (the recipe's keys are the schema: an override never adds one).
+  """
+  for key, value in dict(overrides).items():
+    node = config
+    *path, leaf = key.split(".")
+    for i, part in enumerate(path + [leaf]):
+      if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+        where = "config." + ".".join(path[:i]) if i else "the config"
+        have = ", ".join(sorted(node.keys())) if isinstance(node, ml_collections.ConfigDict) else "no keys"
+        raise ConfigError(f"unknown config key {key!r}: {where} has no key {part!r} (it has {have})")
+      if i < len(path):
+        node = node[part]
+    node[leaf] = value
+  return config
+
+
 _POSITIVE_INTS = ("num_steps", "batch_size", "log_every", "sample_every", "checkpoint_every",
                   "keep_checkpoints", "num_samples", "latent_dim")
 

@@ -49,6 +49,7 @@ from jax import lax
 from jaxgan import losses
 from jaxgan.errors import ConfigError
 from jaxgan.schedules import constant_then_linear_decay
+from jaxgan.state import run_once
 from jaxgan.steps import local_draw, scan_unroll
 
 PyTree = Any
@@ -65,17 +66,6 @@ def _raw_key(key: jax.Array) -> jax.Array:
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     key = jax.random.key_data(key)  # raw uint32 keys checkpoint everywhere
   return key
-
-
-def run_once(fn: Callable, *args):
-  """``fn(*args)`` jitted; on CPU compiled without backend optimisation (for code run once).
-
-  Initialisation runs once, but XLA:CPU spends about a second optimising the
-  threefry generator of every parameter (measured: 1.5 s per ``normal`` at
-  level 2, 0.27 s at level 0 on 2 cores); level 0 gives the same numbers.
-  """
-  options = {"xla_backend_optimization_level": 0} if jax.default_backend() == "cpu" else None
-  return jax.jit(fn, compiler_options=options)(*args)
 
 
 def init_params(module: nn.Module, key: jax.Array, *args) -> PyTree:

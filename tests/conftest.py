@@ -14,7 +14,21 @@ if "xla_force_host_platform_device_count" not in os.environ.get("XLA_FLAGS", "")
                              " --xla_force_host_platform_device_count=8").strip()
 NUM_DEVICES = 8
 
+import atexit  # noqa: E402
+import shutil  # noqa: E402
+import tempfile  # noqa: E402
+
+import jax  # noqa: E402
 import pytest  # noqa: E402
+
+# Many tests build the same tiny networks and steps, each through new jitted functions; a
+# compilation cache private to this session compiles each distinct program once (measured: the
+# trainer and objective tests, 210 s -> 133 s on 2 cores). In this process only: the tests'
+# subprocesses (train.py, the two-process run) compile for themselves.
+_XLA_CACHE = tempfile.mkdtemp(prefix="jaxgan-test-xla-cache-")
+atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 _SHARED = REPO.parent / "shared" / "data"
@@ -28,17 +42,6 @@ def load_config(name: str):
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module.get_config()
-
-
-def override(config, overrides: dict):
-  """Sets dotted keys (``{"discriminator.num_layers": 3}``) as ``--config.KEY=VALUE`` would."""
-  for key, value in overrides.items():
-    node = config
-    *path, leaf = key.split(".")
-    for p in path:
-      node = node[p]
-    node[leaf] = value
-  return config
 
 
 def read_metrics(workdir) -> list[dict]:

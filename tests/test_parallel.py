@@ -102,7 +102,10 @@ def test_eight_devices_equal_one_device_for_the_wgan_gp_critic(mode):
   got = dp.replicate(state)
   for k in range(2):
     got, m = step(got, dp.shard({"image": images[k]}, parallel.batch_axis(n_critic=2)))
-  _close(dp.unreplicate(got), expected)
+  # Four Adam updates of the critic: where a gradient component is near 0, Adam's m / sqrt(v)
+  # turns the reduction order's rounding (a sum over 8 devices, not one) into a few 1e-6 of
+  # parameter; a wrong sum, penalty or noise split moves parameters by a step, ~lr = 1e-3.
+  _close(dp.unreplicate(got), expected, atol=2e-5)
   m = dp.metrics(m)
   for key in ("gp", "grad_norm", "wasserstein", "d_loss", "g_loss"):
     np.testing.assert_allclose(m[key], m_single[key], rtol=1e-4, atol=1e-5)

@@ -197,13 +197,14 @@ def test_n_critic_scan_is_k_critic_updates_then_one_generator_update(mlp):
     d_losses.append(float(md["d_loss"]))
   manual, mg = jaxgan.make_g_step("nonsaturating")(manual, jax.tree.map(lambda x: x[-1], batch))
   # A smooth loss (hinge's kink let float reassociation flip a sample's term on one CPU). Adam's
-  # lr * m / (sqrt(v) + eps) still magnifies that noise in a near-zero gradient, so a parameter
-  # may differ by a fraction of one step (lr 1e-3); a missing, repeated or misordered update
-  # moves many parameters by a whole step. Almost all must agree tightly.
+  # lr * m / (sqrt(v) + eps) still magnifies that noise in a near-zero gradient (its first step
+  # is lr * sign(g)), so a rare parameter may differ by up to one step per update (lr 1e-3); a
+  # missing, repeated or misordered update moves many parameters by a whole step. Every
+  # parameter stays within the k + 1 steps, and almost all must agree tightly.
   tight, total = 0, 0
   for a, b in zip(jax.tree.leaves(fused), jax.tree.leaves(manual)):
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-3 * (k + 1))
     tight += int(np.sum(np.abs(a - b) <= 1e-6 + 1e-4 * np.abs(b)))
     total += a.size
   assert tight >= 0.999 * total, (tight, total)

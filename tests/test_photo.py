@@ -11,8 +11,9 @@ import os
 import numpy as np
 import pytest
 
-from conftest import load_config, override
+from conftest import load_config
 from jaxgan import trainer
+from jaxgan.config import override
 from jaxgan.data import DataError, photo, prepare, tfds_data
 from jaxgan.errors import ConfigError
 

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import jaxgan
-from conftest import load_config, override
+from conftest import load_config
 from jaxgan import config as config_lib
 from jaxgan import film, parallel, steps
 from jaxgan.data import for_config, toy
@@ -34,7 +34,7 @@ def _toy(name="ring", **overrides):
   c.discriminator.hidden = (16, 16)
   c.batch_size = 8
   c.progress = False
-  return override(c, overrides)
+  return config_lib.override(c, overrides)
 
 
 # -- samplers ------------------------------------------------------------------------------------

@@ -127,6 +127,18 @@ def test_bad_config_values_are_refused_before_any_work(tmp_path, key, value, mat
   assert not os.path.exists(tmp_path / "run")
 
 
+def test_override_sets_dotted_keys_and_refuses_unknown_ones():
+  from jaxgan.config import override
+  config = _config()
+  assert override(config, {"discriminator.features": (8, 8, 8), "seed": 7}) is config
+  assert config.discriminator.features == (8, 8, 8) and config.seed == 7
+  with pytest.raises(ConfigError, match=r"config.discriminator has no key 'featurs' \(it has .*features"):
+    override(config, {"discriminator.featurs": (1,)})
+  with pytest.raises(ConfigError, match="config.seed has no key 'x'"):  # a leaf is not a section
+    override(config, {"seed.x": 1})
+  assert config.seed == 7 and "featurs" not in config.discriminator
+
+
 def test_unknown_model_argument_is_a_config_error():
   config = _config()
   config.generator.widths = (1, 2)

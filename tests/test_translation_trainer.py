@@ -15,8 +15,9 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import MANUAL_DIR, REPO, load_config, override, read_metrics
+from conftest import MANUAL_DIR, REPO, load_config, read_metrics
 from jaxgan import trainer
+from jaxgan.config import override
 from jaxgan.data import domains
 from jaxgan.errors import ConfigError
 from jaxgan.metrics import translation as mt
