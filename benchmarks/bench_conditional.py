@@ -10,8 +10,9 @@ For each ``--workdir`` written by ``train.py`` (the latest checkpoint, or ``--st
   images of class ``k``, in that classifier's feature space);
 * semi-supervised GAN: the discriminator's accuracy on the real test split
   (all of it; D's Polyak-averaged parameters when the run kept them,
-  ``config.d_ema``, and the current ones beside), and the labels it was
-  trained with.
+  ``config.d_ema``, and the current ones beside), its accuracy per class and
+  its three largest confusions (true class read as another), and the labels
+  it was trained with.
 
     python benchmarks/bench_conditional.py --workdir runs/cgan_mnist [--workdir runs/acgan_fmnist ...]
         [--samples_per_class 1000] [--data_dir /tmp/tfdsdata] [--json out.json]
@@ -61,7 +62,16 @@ def measure(workdir: str, samples_per_class: int, step: int | None, data_dir: st
   elif fam == "sgan":
     from jaxgan.ema import ema_params
     averaged = ema_params(state.d_opt_state, state.d_params)  # config.d_ema: Polyak average
-    acc = ch.discriminator_accuracy(state, test.images, test.labels, d_params=averaged)
+    predicted = ch.discriminator_predictions(state, test.images, d_params=averaged)
+    truth = np.asarray(test.labels)
+    acc = float(np.mean(predicted == truth))
+    k = int(test.num_classes)
+    confusion = np.zeros((k, k), np.int64)  # rows: true class, columns: predicted
+    np.add.at(confusion, (truth, predicted), 1)
+    row["class_acc"] = [float(confusion[c, c] / max(confusion[c].sum(), 1)) for c in range(k)]
+    off = confusion * (1 - np.eye(k, dtype=np.int64))
+    top = np.argsort(off, axis=None)[::-1][:3]
+    row["top_confusions"] = [[int(t // k), int(t % k), int(off.flat[t])] for t in top if off.flat[t]]
     if averaged is not None:
       row["test_acc_raw"] = ch.discriminator_accuracy(state, test.images, test.labels)
     sgan = config.get("sgan", {})
@@ -91,7 +101,8 @@ def main(argv=None):
       result = (f"test error {100 * r['test_error']:.2f}% ({r['labels']} labels, "
                 f"unsupervised weight {r['unsupervised_weight']}"
                 + (f"; averaged D, current D {100 * (1 - r['test_acc_raw']):.2f}%" if r["averaged"] else "")
-                + ")")
+                + "); worst class " + f"{100 * min(r['class_acc']):.1f}% (class {int(np.argmin(r['class_acc']))})"
+                + "".join(f"; {t} read as {p}: {n}" for t, p, n in r["top_confusions"]))
     else:
       per = [r[f"cond_acc_{k}"] for k in range(10) if f"cond_acc_{k}" in r]
       result = (f"correctness {100 * r['cond_acc']:.2f}% (worst class {100 * min(per):.1f}%), "

@@ -278,21 +278,32 @@ def initialise_from_data(state: GANState, data: Any, config: ml_collections.Conf
   return state.replace(d_params=params, d_opt_state=state.d_tx.init(params))
 
 
-def discriminator_accuracy(state: GANState, images: np.ndarray, labels: np.ndarray,
-                           batch_size: int = 1000, d_params=None) -> float:
-  """Accuracy of a semi-supervised discriminator's K-way classifier (inference mode: no noise)
-  on ``images``, with ``d_params`` (default: the state's)."""
+def discriminator_predictions(state: GANState, images: np.ndarray, batch_size: int = 1000,
+                              d_params=None) -> np.ndarray:
+  """Class predictions (int ``[N]``) of a semi-supervised discriminator's K-way classifier
+  (inference mode: no noise) on ``images``, with ``d_params`` (default: the state's)."""
   if d_params is not None:
     state = state.replace(d_params=d_params)
   apply = jax.jit(lambda s, x: jnp.argmax(s.discriminate(x, train=False)[0][0], -1))
-  hits, n = 0, len(images)
+  n = len(images)
+  out = np.empty(n, np.int64)
   for start in range(0, n, batch_size):
     x = images[start:start + batch_size]
     valid = len(x)
     if valid < batch_size and n > batch_size:  # one compiled shape
       x = np.concatenate([x, np.zeros((batch_size - valid, *x.shape[1:]), x.dtype)])
-    hits += int(np.sum(np.asarray(apply(state, x))[:valid] == labels[start:start + valid]))
-  return hits / max(n, 1)
+    out[start:start + valid] = np.asarray(apply(state, x))[:valid]
+  return out
+
+
+def discriminator_accuracy(state: GANState, images: np.ndarray, labels: np.ndarray,
+                           batch_size: int = 1000, d_params=None) -> float:
+  """Accuracy of a semi-supervised discriminator's K-way classifier (inference mode: no noise)
+  on ``images``, with ``d_params`` (default: the state's)."""
+  if not len(images):
+    return 0.0
+  predictions = discriminator_predictions(state, images, batch_size, d_params)
+  return float(np.mean(predictions == np.asarray(labels)))
 
 
 class SemiSupervisedTestAccuracy(Hook):
@@ -357,5 +368,5 @@ def build_hooks(config: ml_collections.ConfigDict, workdir: str, data: Any, writ
 
 
 __all__ = ["DATA_INIT_IMAGES", "initialise_from_data", "ClassGrid", "ConditionalCorrectness", "ConditionalEvaluate", "SemiSupervisedTestAccuracy",
-           "build_hooks", "check_family", "class_rows", "discriminator_accuracy", "family",
+           "build_hooks", "check_family", "class_rows", "discriminator_accuracy", "discriminator_predictions", "family",
            "generate_conditional", "step_options", "takes_label"]

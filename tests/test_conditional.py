@@ -332,6 +332,22 @@ def test_sgan_step_moves_both_networks_and_the_baseline_ignores_the_fakes():
   assert not _leaves_equal(new.d_params, full2.d_params)
 
 
+def test_sgan_test_predictions_are_the_noiseless_argmax_in_any_batching():
+  state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
+  images = np.asarray(_images(7, (4, 4, 1), seed=5))
+  want = np.argmax(np.asarray(state.discriminate(jnp.asarray(images), train=False)[0][0]), -1)
+  for batch_size in (3, 7, 10):  # a ragged last batch, one batch, a batch larger than the set
+    got = conditional_hooks.discriminator_predictions(state, images, batch_size=batch_size)
+    np.testing.assert_array_equal(got, want)
+  labels = want.copy()
+  labels[:2] = (labels[:2] + 1) % 10  # two wrong labels of seven
+  acc = conditional_hooks.discriminator_accuracy(state, images, labels, batch_size=3)
+  assert acc == pytest.approx(5 / 7)
+  # d_params replaces the state's parameters (all-zero logits: argmax is class 0 everywhere).
+  zero = jax.tree.map(jnp.zeros_like, state.d_params)
+  assert set(conditional_hooks.discriminator_predictions(state, images, d_params=zero)) == {0}
+
+
 def test_weight_norm_dense_data_dependent_init_normalises_and_fixes_hidden_scales():
   from jaxgan.models.layers import WeightNormDense
   x = jax.random.normal(jax.random.PRNGKey(3), (64, 5)) * 3.0 + 1.0
