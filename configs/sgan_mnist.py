@@ -29,6 +29,7 @@ def get_config():
   config.latent_dim = 100
   config.loss = "nonsaturating"
   config.generator.hidden = (500, 500)
+  config.generator.uniform_latent = False  # True: G reads Phi(z) ~ U[0, 1]^100, their noise
   config.discriminator.hidden = (1000, 500, 250, 250, 250)
   config.discriminator.unit_pixels = True  # D sees (x + 1) / 2: their [0, 1] pixels (background 0)
   config.discriminator.input_noise = 0.3
@@ -46,6 +47,7 @@ def get_config():
       "labeled_batch_size": 100,         # labelled examples per step (0 = batch_size)
       "unsupervised_weight": 0.5,        # Salimans et al.'s 1/2 on the real/fake terms; 0 = baseline
       "feature_matching": True,          # G matches D's last hidden layer statistics
+      "matching_batch": False,           # True: on an independent unlabelled batch (their trainx_unl2)
       "eval_every": 1000,                # test accuracy on the real test split (0 = off)
   })
   return config

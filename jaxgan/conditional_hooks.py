@@ -106,9 +106,9 @@ def check_family(config: ml_collections.ConfigDict, num_classes: int | None = No
     _count(sgan.get("labeled_batch_size", 0), "sgan.labeled_batch_size")
     _count(sgan.get("eval_every", 0), "sgan.eval_every")
     _number(sgan.get("unsupervised_weight", 0.5), "sgan.unsupervised_weight")
-    if not isinstance(sgan.get("feature_matching", True), bool):
-      raise ConfigError(f"config.sgan.feature_matching must be True or False, got "
-                        f"{sgan.feature_matching!r}")
+    for key in ("feature_matching", "matching_batch"):
+      if not isinstance(sgan.get(key, False), bool):
+        raise ConfigError(f"config.sgan.{key} must be True or False, got {sgan[key]!r}")
 
 
 # ---------------------------------------------------------------------------------------------

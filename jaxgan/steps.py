@@ -446,7 +446,7 @@ def sgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   the supervised-only baseline (D never sees a fake). G (fresh noise from the
   G stream) then minimises, through the updated D, the feature-matching loss
   (:func:`jaxgan.losses.feature_matching_loss`, D's last hidden layer on the
-  unlabelled batch vs the fakes) or, with ``feature_matching=False``, the
+  unlabelled batch, or on ``matching_image`` when the batch holds one, vs the fakes) or, with ``feature_matching=False``, the
   objective's generator loss on ``log Z``. D's stochastic layers draw from
   the noise stream; with several devices each device folds in its index,
   and feature matching uses each device's batch statistics, so n devices
@@ -474,8 +474,9 @@ def sgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
 
   z_g = sample_latent(state, step_key(state, _G_STREAM), unlabeled.shape[0], axis_name)
   real_features = None
-  if feature_matching:
-    (_, real_features), _ = state.discriminate(unlabeled, rngs=rngs(3))
+  if feature_matching:  # the real statistics: D's unlabelled batch, or an independent one if given
+    matching = batch.get("matching_image", unlabeled)
+    (_, real_features), _ = state.discriminate(matching, rngs=rngs(3))
 
   def g_loss_fn(g_params):
     fake, g_stats = state.replace(g_params=g_params).generate(z_g, train=True)

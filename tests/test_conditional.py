@@ -423,6 +423,12 @@ def test_sgan_generator_matches_a_sigmoid_output_on_minus_one_one():
   a = h @ (last["kernel"] / jnp.linalg.norm(last["kernel"], axis=0) * scale) + last["bias"]
   np.testing.assert_allclose(np.asarray(out).reshape(5, -1), 2 * jax.nn.sigmoid(a) - 1, atol=1e-5)
 
+  # uniform_latent: the same network on Phi(z), which is U[0, 1] per coordinate.
+  u = SGANGenerator((4, 4, 1), latent_dim=8, hidden=(16,), uniform_latent=True)
+  np.testing.assert_allclose(np.asarray(u.apply(v, z, train=False)),
+                             np.asarray(g.apply(v, jax.scipy.special.ndtr(z), train=False)), atol=1e-6)
+  phi = np.asarray(jax.scipy.special.ndtr(jax.random.normal(jax.random.PRNGKey(2), (20000,))))
+  assert phi.min() >= 0 and phi.max() <= 1 and abs(phi.mean() - 0.5) < 0.01 and abs(phi.var() - 1 / 12) < 0.003
 
 def test_param_ema_is_the_debiased_average_of_the_iterates_and_rides_in_the_optimizer_state():
   from jaxgan.ema import ema_params, find_ema_state, param_ema
@@ -521,6 +527,38 @@ def test_semi_supervised_stream_is_exactly_resumable_and_keeps_the_labels_apart(
   assert not np.array_equal(batches[0]["image"], next(data.stream(8, seed=6))["image"])
 
 
+
+def test_matching_batch_is_an_independent_resumable_unlabelled_batch():
+  plain = SemiSupervisedData(_labelled_data(), labels_per_class=3, seed=0, labeled_batch_size=16)
+  data = SemiSupervisedData(_labelled_data(), labels_per_class=3, seed=0, labeled_batch_size=16,
+                            matching_batch=True)
+  labelled = set(data.labeled_index.tolist())
+  batches = [data.batch(i, 8, seed=5) for i in range(30)]
+  for i, b in enumerate(batches):
+    assert set(b) == {"image", "labeled_image", "labeled_label", "matching_image"}
+    for k in ("image", "labeled_image", "labeled_label"):  # the rest of the batch is unchanged
+      np.testing.assert_array_equal(b[k], plain.batch(i, 8, seed=5)[k])
+    ids = b["matching_image"][:, 0, 0, 0].astype(int).tolist()
+    assert len(set(ids)) == 8 and not labelled & set(ids)  # unlabelled, without repeats
+    np.testing.assert_array_equal(b["matching_image"], data.batch(i, 8, seed=5)["matching_image"])
+  # Its own permutations: not D's batch, and every unlabelled example once per epoch (188 // 8 = 23 steps).
+  assert sum(np.array_equal(b["image"], b["matching_image"]) for b in batches) == 0
+  epoch = np.concatenate([b["matching_image"][:, 0, 0, 0] for b in batches[:23]]).astype(int)
+  assert len(set(epoch.tolist())) == 23 * 8
+
+
+def test_sgan_feature_matching_reads_the_matching_batch_and_d_ignores_it():
+  state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
+  batch = _sgan_batch()
+  step = jaxgan.make_train_step(jit=False)
+  base, m = step(state, batch)
+  same, m_same = step(state, {**batch, "matching_image": batch["image"]})
+  other, m_other = step(state, {**batch, "matching_image": _images(6, (4, 4, 1), seed=9)})
+  assert _leaves_equal(same.g_params, base.g_params) and float(m_same["g_loss"]) == float(m["g_loss"])
+  assert _leaves_equal(other.d_params, base.d_params)  # D's update never reads it...
+  assert not _leaves_equal(other.g_params, base.g_params)  # ...G's feature matching does
+  assert float(m_other["g_loss"]) != pytest.approx(float(m["g_loss"]))
+
 # --- bad input and pictures ---------------------------------------------------------------
 
 def test_bad_label_aware_configs_are_one_clear_error():
@@ -534,6 +572,11 @@ def test_bad_label_aware_configs_are_one_clear_error():
   sgan = load_config("sgan_mnist")
   sgan.sgan.labels_per_class = 0
   with pytest.raises(ConfigError, match="sgan.labels_per_class must be an integer >= 1"):
+    conditional_hooks.check_family(sgan, 10)
+  sgan = load_config("sgan_mnist")
+  del sgan.sgan["matching_batch"]  # a recipe's own field is typed (bool); one a user adds is not
+  sgan.sgan.matching_batch = 1
+  with pytest.raises(ConfigError, match="sgan.matching_batch must be True or False, got 1"):
     conditional_hooks.check_family(sgan, 10)
   acgan = load_config("acgan_fmnist")
   acgan.n_critic = 5

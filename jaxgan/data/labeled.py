@@ -7,7 +7,9 @@ decoded split (:class:`~jaxgan.data.tfds_data.ImageData`) and streams batches
 
     {"image": [B, H, W, C]               unlabelled examples (their labels are never read),
      "labeled_image": [Bl, H, W, C],     a labelled minibatch, cycling through the subset,
-     "labeled_label": [Bl] int32}
+     "labeled_label": [Bl] int32,
+     "matching_image": [B, H, W, C]}    with ``matching_batch``: a second, independent unlabelled
+                                         batch (the real statistics of feature matching)
 
 Batch ``i`` is a pure function of ``(seed, i)`` (both parts), so a resumed run
 reads exactly the batches an uninterrupted one would.
@@ -25,6 +27,7 @@ _SUBSET_TAG = 0x1AB5     # seeds of the subset choice and of the two streams, ke
 _UNLABELED_TAG = 0x0
 _LABELED_TAG = 0x1
 _INIT_TAG = 0x2
+_MATCHING_TAG = 0x3
 
 
 def labeled_subset(labels: np.ndarray, labels_per_class: int, num_classes: int, seed: int,
@@ -74,15 +77,19 @@ class SemiSupervisedData:
   (``example_shape``, ``num_classes``, ``name``, ``stream``).
   ``labeled_batch_size`` (0 = the unlabelled batch size) is the labelled
   minibatch of every step; the subset is cycled through in seeded epochs.
+  ``matching_batch`` adds ``matching_image``, a second unlabelled batch from
+  its own seeded permutations (Salimans et al.'s ``trainx_unl2``: the real
+  images whose features the generator matches, independent of D's batch).
   """
 
   def __init__(self, data: ImageData, labels_per_class: int = 10, seed: int = 0,
-               labeled_batch_size: int = 0):
+               labeled_batch_size: int = 0, matching_batch: bool = False):
     if not data.num_classes:
       raise DataError(f"{data.name} has no labels; the semi-supervised GAN needs a labelled dataset")
     self.base = data
     self.labels_per_class = int(labels_per_class)
     self.labeled_batch_size = int(labeled_batch_size)
+    self.matching_batch = bool(matching_batch)
     self.subset_seed = int(seed)
     self.labeled_index = labeled_subset(data.labels, labels_per_class, data.num_classes, seed,
                                         f"{data.name}/{data.split}")
@@ -111,12 +118,17 @@ class SemiSupervisedData:
       raise DataError(f"batch_size {batch_size} is larger than the {n_unl} unlabelled examples")
     steps_per_epoch = n_unl // batch_size  # drop_remainder, as BatchStream
     epoch, j = divmod(i, steps_per_epoch)
-    perm = np.random.default_rng([seed, _UNLABELED_TAG, epoch]).permutation(n_unl)
-    unl = self.unlabeled_index[np.sort(perm[j * batch_size:(j + 1) * batch_size])]
+    def unlabeled(tag):
+      perm = np.random.default_rng([seed, tag, epoch]).permutation(n_unl)
+      return self.base.images[self.unlabeled_index[np.sort(perm[j * batch_size:(j + 1) * batch_size])]]
+
     lab = _cycled(len(self.labeled_index), self.labeled_batch_size or batch_size,
                   int(np.random.default_rng([seed, _LABELED_TAG]).integers(2**31)), i)
-    return {"image": self.base.images[unl], "labeled_image": self.labeled_images[lab],
-            "labeled_label": self.labeled_labels[lab]}
+    out = {"image": unlabeled(_UNLABELED_TAG), "labeled_image": self.labeled_images[lab],
+           "labeled_label": self.labeled_labels[lab]}
+    if self.matching_batch:
+      out["matching_image"] = unlabeled(_MATCHING_TAG)
+    return out
 
   def init_images(self, n: int, seed: int) -> np.ndarray:
     """``n`` training images drawn without replacement with ``seed`` (for a data-dependent
@@ -144,4 +156,5 @@ def for_config(config, data: ImageData | None = None) -> SemiSupervisedData:
                 data_dir=config.data.data_dir or None, manual_dir=config.data.manual_dir or None)
   sgan = config.get("sgan", {})
   return SemiSupervisedData(data, int(sgan.get("labels_per_class", 10)), int(config.seed),
-                            int(sgan.get("labeled_batch_size", 0)))
+                            int(sgan.get("labeled_batch_size", 0)),
+                            bool(sgan.get("matching_batch", False)))

@@ -258,15 +258,21 @@ class SGANGenerator(nn.Module):
   have a bias but no scale, and the last layer is weight-normalised; it ends
   in a sigmoid for [0, 1] pixels, here ``tanh(a / 2) = 2 sigmoid(a) - 1`` for
   jaxgan's [-1, 1] (the same function of the pre-activation ``a``).
+
+  ``uniform_latent``: their noise is ``U[0, 1]^100``; jaxgan draws
+  ``z ~ N(0, I)`` everywhere (training, fixed grids, ``jaxgan.sample``), so
+  the generator first maps ``z`` to ``Phi(z)`` (the normal CDF), which is
+  exactly ``U[0, 1]`` per coordinate.
   """
   image_shape: Sequence[int]
   latent_dim: int = 100
   hidden: Sequence[int] = (500, 500)
+  uniform_latent: bool = False
   bn_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, z: jax.Array, train: bool = True) -> jax.Array:
-    x = z
+    x = jax.scipy.special.ndtr(z) if self.uniform_latent else z
     for width in self.hidden:
       x = nn.Dense(width, use_bias=False)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, use_scale=False,
