@@ -28,6 +28,7 @@ generator updates (the paper: 400,000).
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import pathlib
@@ -143,6 +144,8 @@ def main(argv=None) -> int:
   parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="a config override applied to every row after its own (repeatable), "
                            "e.g. --set n_critic=2 --set discriminator.pack=2")
+  parser.add_argument("--json", default=None,
+                      help="also write every row's per-seed modes, high-quality % and reverse KL here")
   args = parser.parse_args(argv)
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
   import jax
@@ -189,6 +192,11 @@ def main(argv=None) -> int:
       print(f"| {name} (jaxgan) | {_cell(s['modes'].astype(float), '{:.1f}')} | "
             f"{_cell(s['high_quality'], '{:.1f}')} | {_cell(s['reverse_kl'], '{:.2f}')} |")
     print()
+  if args.json:
+    rows = [{"dataset": d, "row": r, "seeds": args.seeds, "steps": args.steps,
+             **{k: np.asarray(v, float).tolist() for k, v in results[(d, r)].items()}}
+            for d, r in results]
+    pathlib.Path(args.json).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))
   return 0
 
 

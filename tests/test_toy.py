@@ -306,3 +306,24 @@ def test_bench_toy_rows_and_set_overrides():
     bench.row_config("ring", "gan", "r1", args("discriminator.packs=2"))
   with pytest.raises(SystemExit, match="KEY=VALUE"):
     bench.row_config("ring", "gan", "r1", args("n_critic"))
+
+
+def test_bench_toy_json_holds_the_per_seed_scores_behind_the_table(tmp_path, capsys):
+  import importlib.util
+  import json
+  import pathlib
+  path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_toy.py"
+  spec = importlib.util.spec_from_file_location("bench_toy_json", path)
+  bench = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(bench)
+  out = tmp_path / "rows.json"
+  assert bench.main(["--datasets", "ring", "--rows", "gan", "--seeds", "3", "--steps", "20",
+                     "--chunk", "10", "--g_width", "8", "--d_width", "8", "--json", str(out)]) == 0
+  (row,) = json.loads(out.read_text())["rows"]
+  assert (row["dataset"], row["row"], row["seeds"], row["steps"]) == ("ring", "gan", 3, 20)
+  assert len(row["modes"]) == len(row["high_quality"]) == len(row["reverse_kl"]) == 3
+  assert all(0 <= m <= 8 for m in row["modes"]) and all(0 <= h <= 100 for h in row["high_quality"])
+  # The printed table is the mean of these seeds.
+  table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| GAN (jaxgan)")]
+  mean_modes = sum(row["modes"]) / 3
+  assert table and table[0].split("|")[2].strip().startswith(f"{mean_modes:.1f}")
