@@ -446,8 +446,8 @@ def sgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   the supervised-only baseline (D never sees a fake). G (fresh noise from the
   G stream) then minimises, through the updated D, the feature-matching loss
   (:func:`jaxgan.losses.feature_matching_loss`, D's last hidden layer on the
-  unlabelled batch, or on ``matching_image`` when the batch holds one, vs the fakes) or, with ``feature_matching=False``, the
-  objective's generator loss on ``log Z``. D's stochastic layers draw from
+  unlabelled batch, or on ``matching_image`` when the batch holds one, vs the
+  fakes) or, with ``feature_matching=False``, the objective's generator loss on ``log Z``. D's stochastic layers draw from
   the noise stream; with several devices each device folds in its index,
   and feature matching uses each device's batch statistics, so n devices
   are not bit-identical to one here.

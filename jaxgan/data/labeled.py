@@ -118,6 +118,7 @@ class SemiSupervisedData:
       raise DataError(f"batch_size {batch_size} is larger than the {n_unl} unlabelled examples")
     steps_per_epoch = n_unl // batch_size  # drop_remainder, as BatchStream
     epoch, j = divmod(i, steps_per_epoch)
+
     def unlabeled(tag):
       perm = np.random.default_rng([seed, tag, epoch]).permutation(n_unl)
       return self.base.images[self.unlabeled_index[np.sort(perm[j * batch_size:(j + 1) * batch_size])]]
