@@ -26,7 +26,11 @@ accuracy under the committed MNIST / Fashion-MNIST classifier, cycle /
 reconstruction L1 (:class:`jaxgan.translation_hooks.Meter`) on
 ``--eval_images`` test images per dataset:
 
-    python benchmarks/bench_translation.py --workdir runs/stargan_mnist [--eval_images 10000]
+    python benchmarks/bench_translation.py --workdir runs/stargan_mnist [--eval_images 10000] [--by_target]
+
+``--by_target`` splits StarGAN's numbers by the kind of translation (the
+source's own domain, each colour, each attribute flipped): a generator that
+keeps the digit for some targets and not for others shows it there.
 """
 
 from __future__ import annotations
@@ -93,9 +97,14 @@ def measure_run(args) -> int:
                                   classifier_steps=int(config.get("eval_classifier_steps", 400)))
   result = {"workdir": os.path.abspath(args.workdir), "step": step, "images": meter.num,
             **meter(state), "seconds": round(time.perf_counter() - start, 1)}
+  if args.by_target and config.model == "stargan":
+    result["by_target"] = meter.by_target(state)
   print(json.dumps(result))
   for line in translation_hooks.summary_lines(config, result, meter.num) + meter.classifier_lines():
     print(line)
+  for row in result.get("by_target", []):
+    print(f"  {row['dataset']:>13s}  {row['target']:>18s}:  content acc {row['content_acc']:.4f}  "
+          f"attribute acc {row['attr_acc']:.4f}  MAE vs truth {row['mae']:.4f}")
   if args.out:
     pathlib.Path(args.out).write_text(json.dumps(result, indent=1))
   return 0
@@ -120,6 +129,9 @@ def main(argv=None) -> int:
   parser.add_argument("--out", default=None, help="write the results as JSON here")
   parser.add_argument("--workdir", default=None, help="measure this trainer run instead of training")
   parser.add_argument("--step", type=int, default=None, help="with --workdir: the checkpoint step")
+  parser.add_argument("--by_target", action="store_true",
+                      help="with a StarGAN --workdir: also each kind of translation on its own (the "
+                           "source's own domain, each colour, each attribute flipped)")
   args = parser.parse_args(argv)
   if args.workdir:
     return measure_run(args)

@@ -43,7 +43,8 @@ def get_config():
   config.stargan = ml_collections.ConfigDict({
       "attributes": "Black_Hair,Blond_Hair,Brown_Hair,Male,Young",
       "extra_datasets": "",
-      "lambda_cls": 1.0, "lambda_rec": 10.0})
+      "lambda_cls": 1.0, "lambda_rec": 10.0,
+      "lambda_id": 0.0})                 # > 0: + identity L1 ||x - G(x, c_own)|| (not in the paper)
   config.generator = ml_collections.ConfigDict({"features": 64, "num_blocks": 6, "num_domains": 0})
   config.discriminator = ml_collections.ConfigDict({"features": 64, "num_layers": 6, "num_domains": 0})
   config.learning_rate = 1e-4

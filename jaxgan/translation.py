@@ -613,7 +613,7 @@ def stargan_d_step_fn(state: StarGANState, batch: Batch, *, lambda_cls: float = 
 
 
 def stargan_g_step_fn(state: StarGANState, batch: Batch, *, lambda_cls: float = 1.0,
-                      lambda_rec: float = 10.0, cls_loss="softmax",
+                      lambda_rec: float = 10.0, lambda_id: float = 0.0, cls_loss="softmax",
                       label_sizes: Sequence[int] | None = None, axis_name: str | None = None,
                       target_index: jax.Array | int = 0) -> tuple[StarGANState, Metrics]:
   r"""One generator update (Choi et al., 2018, eq. 6); increments ``step``.
@@ -621,11 +621,16 @@ def stargan_g_step_fn(state: StarGANState, batch: Batch, *, lambda_cls: float = 
   .. math::
      L_G = -\mathbb{E}[D_{src}(G(x, c))] + \lambda_{cls} L^f_{cls}
          + \lambda_{rec} \|x - G(G(x, c), c')\|_1
+         + \lambda_{id} \|x - G(x, c')\|_1
 
   with ``c`` the shuffled labels of the critic update ``target_index`` of
   this step (the reference reuses that iteration's targets) and ``c'`` the
   original labels; :math:`L^f_{cls}` asks the (fixed) critic to classify
-  ``G(x, c)`` as ``c``.
+  ``G(x, c)`` as ``c``. The last term is not in StarGAN's objective
+  (``lambda_id = 0``, the default, leaves it out and skips its forward pass):
+  it is CycleGAN's identity loss (Zhu et al., 2017, sec. 5.2; Taigman et
+  al., 2017) carried over: translated to its own domain an image must not
+  change, which keeps G near a content-preserving map.
   """
   label, mask = _stargan_labels(state, batch, label_sizes)
   x = batch["image"]
@@ -638,7 +643,11 @@ def stargan_g_step_fn(state: StarGANState, batch: Batch, *, lambda_cls: float = 
     m = {"g_adv": losses.generator_loss("wasserstein", src),
          "g_cls": _cls_loss(cls, c_trg, m_trg, cls_loss, label_sizes),
          "g_rec": losses.reconstruction_loss(x, rec)}
-    return m["g_adv"] + lambda_cls * m["g_cls"] + lambda_rec * m["g_rec"], m
+    total = m["g_adv"] + lambda_cls * m["g_cls"] + lambda_rec * m["g_rec"]
+    if lambda_id:
+      m["g_id"] = losses.l1_loss(state.translate(x, _g_label(label, mask), g_params), x)
+      total = total + lambda_id * m["g_id"]
+    return total, m
 
   (g_loss, m), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
   g_params, g_opt_state = _apply_update(state.g_tx, state.g_params, state.g_opt_state,
@@ -648,7 +657,8 @@ def stargan_g_step_fn(state: StarGANState, batch: Batch, *, lambda_cls: float = 
 
 
 def stargan_step_fn(state: StarGANState, batch: Batch, *, n_critic: int = 5, lambda_cls: float = 1.0,
-                    lambda_gp: float = 10.0, lambda_rec: float = 10.0, cls_loss="softmax",
+                    lambda_gp: float = 10.0, lambda_rec: float = 10.0, lambda_id: float = 0.0,
+                    cls_loss="softmax",
                     label_sizes: Sequence[int] | None = None,
                     axis_name: str | None = None) -> tuple[StarGANState, Metrics]:
   """``n_critic`` critic updates, each on its own batch, then one generator update.
@@ -679,13 +689,14 @@ def stargan_step_fn(state: StarGANState, batch: Batch, *, n_critic: int = 5, lam
                                 unroll=scan_unroll(n_critic))
     d_metrics = jax.tree.map(lambda v: jnp.mean(v, axis=0), d_metrics)
     g_batch = jax.tree.map(lambda v: v[-1], batch)
-  state, g_metrics = stargan_g_step_fn(state, g_batch, lambda_rec=lambda_rec,
+  state, g_metrics = stargan_g_step_fn(state, g_batch, lambda_rec=lambda_rec, lambda_id=lambda_id,
                                        target_index=n_critic - 1, **options)
   return state, {**d_metrics, **g_metrics}
 
 
-def _stargan_options(lambda_cls, lambda_gp, lambda_rec, cls_loss, label_sizes) -> dict:
-  for name, v in (("lambda_cls", lambda_cls), ("lambda_gp", lambda_gp), ("lambda_rec", lambda_rec)):
+def _stargan_options(lambda_cls, lambda_gp, lambda_rec, cls_loss, label_sizes, lambda_id=0.0) -> dict:
+  for name, v in (("lambda_cls", lambda_cls), ("lambda_gp", lambda_gp), ("lambda_rec", lambda_rec),
+                  ("lambda_id", lambda_id)):
     if not v >= 0:
       raise ConfigError(f"{name} must be >= 0, got {v!r}")
   sizes = None if label_sizes is None else _label_sizes(label_sizes)
@@ -698,19 +709,21 @@ def _stargan_options(lambda_cls, lambda_gp, lambda_rec, cls_loss, label_sizes) -
     raise ConfigError(f"one classification loss per dataset: got {len(kinds)} kinds for label sizes "
                       f"{sizes}")
   return {"lambda_cls": float(lambda_cls), "lambda_gp": float(lambda_gp),
-          "lambda_rec": float(lambda_rec), "cls_loss": cls_loss if isinstance(cls_loss, str) else kinds,
+          "lambda_rec": float(lambda_rec), "lambda_id": float(lambda_id),
+          "cls_loss": cls_loss if isinstance(cls_loss, str) else kinds,
           "label_sizes": sizes}
 
 
 def make_stargan_step(*, n_critic: int = 5, lambda_cls: float = 1.0, lambda_gp: float = 10.0,
-                      lambda_rec: float = 10.0, cls_loss="softmax",
+                      lambda_rec: float = 10.0, lambda_id: float = 0.0, cls_loss="softmax",
                       label_sizes: Sequence[int] | None = None, axis_name: str | None = None,
                       jit: bool = True, donate: bool = False) -> Step:
   """Jitted :func:`stargan_step_fn`. ``cls_loss``: ``"softmax"`` (single-label), ``"bce"``
-  (multi-attribute), or one per dataset; ``label_sizes``: multi-dataset mode (mask vector)."""
+  (multi-attribute), or one per dataset; ``label_sizes``: multi-dataset mode (mask vector);
+  ``lambda_id`` > 0 adds the identity term of :func:`stargan_g_step_fn`."""
   if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
     raise ConfigError(f"n_critic must be a positive integer (5 in StarGAN), got {n_critic!r}")
-  options = _stargan_options(lambda_cls, lambda_gp, lambda_rec, cls_loss, label_sizes)
+  options = _stargan_options(lambda_cls, lambda_gp, lambda_rec, cls_loss, label_sizes, lambda_id)
   return _make(stargan_step_fn, jit, donate, n_critic=n_critic, axis_name=axis_name, **options)
 
 
@@ -719,15 +732,15 @@ def make_stargan_d_step(*, lambda_cls: float = 1.0, lambda_gp: float = 10.0, cls
                         jit: bool = True, donate: bool = False) -> Step:
   """Jitted :func:`stargan_d_step_fn` (one critic update)."""
   options = _stargan_options(lambda_cls, lambda_gp, 0.0, cls_loss, label_sizes)
-  del options["lambda_rec"]
+  del options["lambda_rec"], options["lambda_id"]
   return _make(stargan_d_step_fn, jit, donate, axis_name=axis_name, **options)
 
 
-def make_stargan_g_step(*, lambda_cls: float = 1.0, lambda_rec: float = 10.0, cls_loss="softmax",
-                        label_sizes: Sequence[int] | None = None, axis_name: str | None = None,
-                        jit: bool = True, donate: bool = False) -> Step:
+def make_stargan_g_step(*, lambda_cls: float = 1.0, lambda_rec: float = 10.0, lambda_id: float = 0.0,
+                        cls_loss="softmax", label_sizes: Sequence[int] | None = None,
+                        axis_name: str | None = None, jit: bool = True, donate: bool = False) -> Step:
   """Jitted :func:`stargan_g_step_fn` (one generator update)."""
-  options = _stargan_options(lambda_cls, 0.0, lambda_rec, cls_loss, label_sizes)
+  options = _stargan_options(lambda_cls, 0.0, lambda_rec, cls_loss, label_sizes, lambda_id)
   del options["lambda_gp"]
   return _make(stargan_g_step_fn, jit, donate, axis_name=axis_name, **options)
 

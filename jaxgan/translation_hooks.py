@@ -22,7 +22,7 @@ this module, in the few places where families differ, for:
 
 Recipe keys (``configs/cyclegan_mnist.py``, ``configs/stargan_mnist.py``):
 ``cyclegan.{domain_a, domain_b, lambda_cycle, lambda_identity, pool_size}``;
-``stargan.{attributes, extra_datasets, lambda_cls, lambda_rec}``,
+``stargan.{attributes, extra_datasets, lambda_cls, lambda_rec, lambda_id}``,
 ``multi_dataset``; ``gp_weight`` is StarGAN's ``lambda_gp``; ``decay_steps``
 the final iterations over which the learning rates fall linearly to 0.
 """
@@ -181,8 +181,8 @@ def check_config(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"StarGAN's adversarial objective is WGAN-GP: set --config.loss=wasserstein "
                         f"(got {config.loss!r})")
     star = config.get("stargan", ml_collections.ConfigDict())
-    for key in ("lambda_cls", "lambda_rec"):
-      _number(config, f"stargan.{key}", star.get(key, 1.0))
+    for key in ("lambda_cls", "lambda_rec", "lambda_id"):
+      _number(config, f"stargan.{key}", star.get(key, 0.0))
     _number(config, "gp_weight", config.get("gp_weight", 10.0))
   generator, discriminator = build_models(config, _image_shape(config))
   _check_shapes(generator, discriminator, _image_shape(config), fam == "stargan")
@@ -286,7 +286,8 @@ def step_body(config: ml_collections.ConfigDict) -> Callable:
   cls_loss = specs[0][1].loss if sizes is None else tuple(spec.loss for _, spec in specs)
   return _step_body("stargan", (("n_critic", int(config.n_critic)), ("lambda_cls", float(star.lambda_cls)),
                                 ("lambda_gp", float(config.gp_weight)),
-                                ("lambda_rec", float(star.lambda_rec)), ("cls_loss", cls_loss),
+                                ("lambda_rec", float(star.lambda_rec)),
+                                ("lambda_id", float(star.get("lambda_id", 0.0))), ("cls_loss", cls_loss),
                                 ("label_sizes", sizes)))
 
 
@@ -389,6 +390,13 @@ def figure_targets(spec: domains.DomainSpec, source: np.ndarray) -> list[np.ndar
       t[:, i] = 1.0 - t[:, i]
     out.append(t)
   return out
+
+
+def figure_target_names(spec: domains.DomainSpec) -> list[str]:
+  """Names of :func:`figure_targets`' columns: the domain, or ``"<attribute> flipped"``."""
+  if spec.kind == "single":
+    return list(spec.names)
+  return [n if i in spec.exclusive else f"{n} flipped" for i, n in enumerate(spec.names)]
 
 
 def stargan_figure(state, config, rows: int = GRID_ROWS) -> np.ndarray:
@@ -531,6 +539,27 @@ class Meter:
     out["cycle_b"] = mt.mean_abs_error(cyclegan_translate(state, fake_a, "ab"), b)
     out["identity_mae"] = mt.mean_abs_error(a, b)
     return out
+
+  def by_target(self, state, translate: Callable | None = None) -> list[dict]:
+    """StarGAN's measurements split by the kind of translation, one row per dataset and target:
+    ``"own domain"`` (the source label itself: the identity is the truth) and each column of the
+    figure (:func:`figure_targets`: each colour set, each other attribute flipped; or each
+    domain). The sources are the evaluation's (:meth:`__call__`). ``translate(x, c)`` replaces the
+    generator (default ``G(x, c)`` of ``state``), e.g. to measure a known map."""
+    if self.config.model == "cyclegan":
+      raise ValueError("by_target splits StarGAN's targets; CycleGAN has one per direction")
+    translate = translate or (lambda x, c: stargan_translate(state, x, c))
+    rows = []
+    for d, (name, spec) in enumerate(self.sets):
+      gray, classes = self.test[name]
+      source = spec.sample(np.random.default_rng([self.config.seed, EVAL_SEED, d]), len(gray))
+      x = spec.apply(gray, source)
+      for label, target in [("own domain", source)] + list(zip(figure_target_names(spec),
+                                                               figure_targets(spec, source))):
+        fake = np.asarray(translate(x, _condition(target, d, self.sizes)))
+        scores = self._scores(name, spec, fake, spec.apply(gray, target), target, classes)
+        rows.append({"dataset": name, "target": label, **scores})
+    return rows
 
   def _stargan(self, state) -> dict[str, float]:
     from jaxgan.metrics import translation as mt

@@ -444,6 +444,25 @@ def test_stargan_critic_terms_are_the_library_losses(stargan):
   assert float(m["d_cls"]) == pytest.approx(float(cls), rel=1e-5)
 
 
+def test_stargan_identity_term_is_the_l1_of_the_own_domain_translation(stargan):
+  state, (_, b1), _, g_step = stargan
+  _, plain = g_step(state, b1, target_index=jnp.asarray(1))
+  g_id = jax.jit(functools.partial(tr.stargan_g_step_fn, **STAR, lambda_id=5.0))
+  moved, m = g_id(state, b1, target_index=jnp.asarray(1))
+  x = b1["image"]
+  own = state.translate(x, jnp.concatenate([b1["label"], b1["mask"]], -1))
+  assert "g_id" not in plain  # the paper's objective (lambda_id = 0) leaves the term out
+  assert float(m["g_id"]) == pytest.approx(float(jnp.mean(jnp.abs(own - x))), rel=1e-5)
+  assert float(m["g_id"]) > 0.1   # an untrained G is far from the identity
+  # The other terms are those of the paper's step; the total adds lambda_id times the new one.
+  for k in ("g_adv", "g_cls", "g_rec"):
+    assert float(m[k]) == pytest.approx(float(plain[k]), rel=1e-5)
+  assert float(m["g_loss"]) == pytest.approx(float(plain["g_loss"]) + 5.0 * float(m["g_id"]), rel=1e-5)
+  assert not _tree_equal(moved.g_params, g_step(state, b1, target_index=jnp.asarray(1))[0].g_params)
+  with pytest.raises(ConfigError, match="lambda_id"):
+    tr.make_stargan_step(lambda_id=-1.0)
+
+
 def test_stargan_bad_input(stargan):
   state, (b0, _), d_step, _ = stargan
   with pytest.raises(ConfigError, match="label"):

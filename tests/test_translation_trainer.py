@@ -186,6 +186,25 @@ def test_stargan_multi_dataset_run_on_two_devices(tmp_path, cache_dir):
   assert keys <= set(evals[0]) and all(np.isfinite(v) for v in evals[0].values())
 
 
+def test_stargan_measurements_by_target_tell_the_truth_from_the_identity(cache_dir):
+  from jaxgan import translation_hooks as th
+  config = _config("stargan_mnist", cache_dir)
+  meter = th.Meter(config, {"mnist": _raw_gray("mnist")[0]}, 200, cache_dir=cache_dir,
+                   classifier_steps=30)
+  gray = meter.test["mnist"][0]
+  spec = th.stargan_datasets(config)[0][1]
+  truth = meter.by_target(None, lambda x, c: spec.apply(gray, c))
+  assert [r["target"] for r in truth] == ["own domain", "red", "green", "blue", "thick flipped",
+                                          "inverted flipped"]
+  assert all(r["mae"] == 0.0 and r["content_acc"] >= 0.9 for r in truth)
+  # Not translating at all is exact for the own domain only; flipping the inversion and
+  # reading it back leaves the digit unrecognised (content_gray undoes the target's inversion).
+  same = {r["target"]: r for r in meter.by_target(None, lambda x, c: x)}
+  assert same["own domain"]["mae"] == 0.0 and same["own domain"]["content_acc"] >= 0.9
+  assert same["inverted flipped"]["mae"] > 0.5 and same["inverted flipped"]["content_acc"] < 0.5
+  assert all(same[k]["mae"] > 0.0 for k in same if k != "own domain")
+
+
 # ------------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("name,overrides,match", [
@@ -196,6 +215,7 @@ def test_stargan_multi_dataset_run_on_two_devices(tmp_path, cache_dir):
     ("stargan_mnist", {"multi_dataset": True, "stargan.extra_datasets": ""},
      "at least two labelled datasets"),
     ("stargan_mnist", {"loss": "hinge"}, "wasserstein"),
+    ("stargan_mnist", {"stargan.lambda_id": -1.0}, "lambda_id"),
     ("cyclegan_mnist", {"n_critic": 5}, "n_critic=1"),
     ("cyclegan_mnist", {"cyclegan.domain_b": "purple"}, "unknown domain"),
     ("cyclegan_mnist", {"decay_steps": 10_000}, "decay_steps"),
