@@ -52,7 +52,8 @@ def get_config():
       "lambda_cls": 1.0, "lambda_rec": 10.0,
       "lambda_id": 0.0})                 # > 0: + identity L1 ||x - G(x, c_own)|| (not in the paper)
   # num_domains 0 = the label length (plus the mask in multi-dataset mode for the generator).
-  config.generator = ml_collections.ConfigDict({"features": 16, "num_blocks": 2, "num_domains": 0})
+  config.generator = ml_collections.ConfigDict({"features": 16, "num_blocks": 2, "num_domains": 0,
+                                               "label_norm": False})  # True: + conditional instance norm
   config.discriminator = ml_collections.ConfigDict({"features": 32, "num_layers": 4, "num_domains": 0})
   config.learning_rate = 1e-4
   config.b1 = 0.5

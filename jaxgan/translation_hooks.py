@@ -297,10 +297,16 @@ def _step_body(family: str, options: tuple) -> Callable:
   return make(jit=False, **dict(options))
 
 
+# Network fields added after checkpoints were written: recorded only away from their default, so
+# that those checkpoints (which did not record them) still restore.
+_LATER_FIELDS = {"label_norm": False}
+
+
 def model_meta(config: ml_collections.ConfigDict, image_shape) -> dict:
   """What a checkpoint must agree on: the networks (as built) and the domains."""
   generator, discriminator = build_models(config, image_shape)
-  fields = lambda m: {f: getattr(m, f) for f in m.__dataclass_fields__ if f not in ("parent", "name")}
+  fields = lambda m: {f: getattr(m, f) for f in m.__dataclass_fields__ if f not in ("parent", "name")
+                      and not (f in _LATER_FIELDS and getattr(m, f) == _LATER_FIELDS[f])}
   if config.model == "cyclegan":
     domains_meta = [config.cyclegan.domain_a, config.cyclegan.domain_b]
   else:

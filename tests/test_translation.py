@@ -126,6 +126,32 @@ def test_stargan_generator_reads_the_label_and_checks_its_length():
     g.apply(v, x)
 
 
+def test_label_norm_starts_as_the_reference_generator_and_scales_every_norm_by_the_label():
+  kw = dict(features=4, num_blocks=1, num_domains=3, affine=True, style="stargan")
+  ref, cin = ResNetGenerator(**kw), ResNetGenerator(**kw, label_norm=True)
+  x, c = _images(0, 2), jax.nn.one_hot(jnp.array([0, 2]), 3)
+  p = tr.init_params(cin, jax.random.PRNGKey(1), x, c)
+  dense = {k: v for k, v in p.items() if k.startswith("Dense_")}
+  base = {k: v for k, v in p.items() if not k.startswith("Dense_")}
+  # Two zero-initialised label maps (gain, shift) per instance norm: 1 + 2 + 2 x 1 block + 2 = 7
+  # norms of widths 4, 8, 16, 16, 16, 8, 4; the rest is the reference network, same output.
+  assert len(dense) == 14 and all(float(jnp.abs(v["kernel"]).max()) == 0.0 for v in dense.values())
+  assert sum(v["kernel"].size for v in dense.values()) == 2 * 3 * (4 + 8 + 16 + 16 + 16 + 8 + 4)
+  assert jax.tree.structure(base) == jax.tree.structure(tr.init_params(ref, jax.random.PRNGKey(1), x, c))
+  np.testing.assert_allclose(cin.apply({"params": p}, x, c), ref.apply({"params": base}, x, c), atol=1e-6)
+  # Norm i reads the label through Dense_2i (gain) and Dense_2i+1 (shift). A gain of -2 for
+  # label 2 on the last norm (InstanceNorm_6) negates what follows it for that label only.
+  flip = dict(p, Dense_12={"kernel": jnp.zeros_like(p["Dense_12"]["kernel"]).at[2].set(-2.0)})
+  a, inter = cin.apply({"params": flip}, x, c, capture_intermediates=True)
+  b, inter0 = cin.apply({"params": p}, x, c, capture_intermediates=True)
+  norm_out = lambda t: t["intermediates"]["InstanceNorm_6"]["__call__"][0]
+  np.testing.assert_allclose(norm_out(inter), norm_out(inter0), atol=1e-6)  # same input to it
+  assert float(jnp.abs(a[0] - b[0]).max()) == 0.0    # label 0: gain 0
+  assert float(jnp.abs(a[1] - b[1]).max()) > 1e-3    # label 2: the last norm's output negated
+  with pytest.raises(ConfigError, match="label_norm"):
+    ResNetGenerator(features=4, num_blocks=1, label_norm=True).init(jax.random.PRNGKey(0), x)
+
+
 def test_image_sizes_that_cannot_round_trip_are_refused():
   with pytest.raises(ConfigError, match="multiple of 4"):
     ResNetGenerator(features=4, num_blocks=1).init(jax.random.PRNGKey(0), jnp.zeros((1, 18, 18, 3)))

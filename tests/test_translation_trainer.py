@@ -205,6 +205,16 @@ def test_stargan_measurements_by_target_tell_the_truth_from_the_identity(cache_d
   assert all(same[k]["mae"] > 0.0 for k in same if k != "own domain")
 
 
+def test_model_meta_records_label_norm_only_when_on(cache_dir):
+  from jaxgan import translation_hooks as th
+  config = _config("stargan_mnist", cache_dir)
+  meta = th.model_meta(config, (28, 28, 3))["generator"]
+  # Checkpoints written before the option existed carry no such key and must still restore.
+  assert "label_norm" not in meta and meta["num_blocks"] == 0
+  config.generator.label_norm = True
+  assert th.model_meta(config, (28, 28, 3))["generator"]["label_norm"] is True
+
+
 # ------------------------------------------------------------------------------- bad input
 
 @pytest.mark.parametrize("name,overrides,match", [

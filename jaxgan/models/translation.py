@@ -98,6 +98,17 @@ class ResNetGenerator(nn.Module):
   target label vector ``c`` (StarGAN; in multi-dataset mode the padded label
   plus the mask vector); ``0`` means no label input. ``out_channels`` (0 =
   the input's channels). A residual block is ``x + IN(conv(ReLU(IN(conv(x)))))``.
+
+  ``label_norm`` (StarGAN only; ``False`` = the reference): every instance
+  norm is also modulated by the label, ``IN(h) * (1 + W_g c) + W_b c`` per
+  channel (conditional instance normalisation, Dumoulin et al., 2017), with
+  ``W_g``, ``W_b`` initialised to zero so that training starts from the
+  reference network. The reference's only path for the label is the input:
+  its tiled planes add a per-channel constant to the first convolution's
+  output, which the first instance norm subtracts again up to what the
+  zero-padded border band (3 pixels wide) changes, so the label reaches the
+  interior weakened and as a pattern spread in from the border; a
+  per-channel scale by the label can flip or gate the content directly.
   """
   features: int = 64
   num_blocks: int = 6
@@ -107,19 +118,32 @@ class ResNetGenerator(nn.Module):
   out_channels: int = 0
   upsample: str = "auto"
   conv_impl: str = "auto"
+  label_norm: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, c: jax.Array | None = None, train: bool = True) -> jax.Array:
     del train  # no batch statistics, no dropout
     if self.style not in STYLES:
       raise ConfigError(f"unknown generator style {self.style!r}; choose one of {list(STYLES)}")
+    if not isinstance(self.label_norm, bool) or (self.label_norm and not self.num_domains):
+      raise ConfigError(f"generator label_norm must be True or False and needs a label input "
+                        f"(num_domains > 0, StarGAN); got label_norm={self.label_norm!r}, "
+                        f"num_domains={self.num_domains}")
     check_round_trip(x.shape[1:3], 2, "the ResNet generator")
     channels = self.out_channels or x.shape[-1]
     x = jnp.concatenate([x, self._label_planes(x, c)], axis=-1) if self.num_domains else x
     cyc = self.style == "cyclegan"
     conv = functools.partial(nn.Conv, use_bias=cyc,
                              kernel_init=cyclegan_kernel_init if cyc else nn.initializers.lecun_normal())
-    norm = lambda h: instance_norm(self.affine)(h)
+
+    def norm(h):
+      h = instance_norm(self.affine)(h)
+      if not self.label_norm:
+        return h
+      cond = c.astype(h.dtype)
+      gain = nn.Dense(h.shape[-1], use_bias=False, kernel_init=nn.initializers.zeros)(cond)
+      shift = nn.Dense(h.shape[-1], use_bias=False, kernel_init=nn.initializers.zeros)(cond)
+      return h * (1.0 + gain[:, None, None, :]) + shift[:, None, None, :]
 
     def conv_same(h, f, k):  # stride 1, padding (k - 1) / 2: reflection (CycleGAN) or zeros
       p = (k - 1) // 2
