@@ -173,10 +173,10 @@ def test_stargan_multi_dataset_run_on_two_devices(tmp_path, cache_dir):
                    sample_every=2, checkpoint_every=2, eval_every=2)
   state = trainer.train_and_evaluate(config, workdir)
   assert int(state.step) == 2
-  # The generator reads 5 MNIST attributes + 3 Fashion-MNIST domains + the 2-entry mask.
-  assert state.generator.num_domains == 10 and state.discriminator.num_domains == 8
+  # The generator reads 4 MNIST attributes + 3 Fashion-MNIST domains + the 2-entry mask.
+  assert state.generator.num_domains == 9 and state.discriminator.num_domains == 7
   grid = matplotlib.image.imread(os.path.join(workdir, "samples", "final.png"))
-  assert grid.shape[:2] == ((8 * 30 + 2) * 3, (9 * 30 + 2) * 3)  # input + 5 + 3 targets
+  assert grid.shape[:2] == ((8 * 30 + 2) * 3, (8 * 30 + 2) * 3)  # input + 4 + 3 targets
   records = read_metrics(workdir)
   train = [r for r in records if "d_loss" in r]
   assert {"gp", "d_cls", "g_rec", "d_cls_acc"} <= set(train[-1])
@@ -189,6 +189,7 @@ def test_stargan_multi_dataset_run_on_two_devices(tmp_path, cache_dir):
 def test_stargan_measurements_by_target_tell_the_truth_from_the_identity(cache_dir):
   from jaxgan import translation_hooks as th
   config = _config("stargan_mnist", cache_dir)
+  config.stargan.attributes = ""  # all five, the inversion included
   meter = th.Meter(config, {"mnist": _raw_gray("mnist")[0]}, 200, cache_dir=cache_dir,
                    classifier_steps=30)
   gray = meter.test["mnist"][0]
@@ -220,7 +221,7 @@ def test_model_meta_records_label_norm_only_when_on(cache_dir):
 @pytest.mark.parametrize("name,overrides,match", [
     ("cyclegan_mnist", {"image_size": 30}, "multiples of 4"),
     ("stargan_mnist", {"discriminator.num_layers": 3}, "multiples of 8"),
-    ("stargan_mnist", {"discriminator.num_domains": 3}, "label vectors have 5 entries"),
+    ("stargan_mnist", {"discriminator.num_domains": 3}, "label vectors have 4 entries"),
     ("stargan_mnist", {"multi_dataset": True, "generator.num_domains": 8}, "mask entries"),
     ("stargan_mnist", {"multi_dataset": True, "stargan.extra_datasets": ""},
      "at least two labelled datasets"),
