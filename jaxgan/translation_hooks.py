@@ -475,7 +475,7 @@ def figure_caption(config) -> str:
     if photo.is_photo(config.dataset):
       a, b = (f"{config.dataset} {d}" for d in ("A", "B"))
     return f"each row: {a} a, G(a), F(G(a)) | {b} b, F(b), G(F(b))"
-  cols = [f"{n}:{t}" for n, spec in stargan_datasets(config) for t in spec.names]
+  cols = [f"{n}:{t}" for n, spec in stargan_datasets(config) for t in figure_target_names(spec)]
   return f"each row: input, then G(x, c) for c = {', '.join(cols)}"
 
 

@@ -197,6 +197,8 @@ def test_stargan_measurements_by_target_tell_the_truth_from_the_identity(cache_d
   truth = meter.by_target(None, lambda x, c: spec.apply(gray, c))
   assert [r["target"] for r in truth] == ["own domain", "red", "green", "blue", "thick flipped",
                                           "inverted flipped"]
+  # The figure's caption names its columns the same way.
+  assert th.figure_caption(config).endswith("mnist:thick flipped, mnist:inverted flipped")
   assert all(r["mae"] == 0.0 and r["content_acc"] >= 0.9 for r in truth)
   # Not translating at all is exact for the own domain only; flipping the inversion and
   # reading it back leaves the digit unrecognised (content_gray undoes the target's inversion).
