@@ -104,7 +104,8 @@ def measure_run(args) -> int:
     print(line)
   for row in result.get("by_target", []):
     print(f"  {row['dataset']:>13s}  {row['target']:>18s}:  content acc {row['content_acc']:.4f} "
-          f"(true translations {row['content_truth_acc']:.4f})  "
+          f"(true translations {row['content_truth_acc']:.4f}; same class as the truth "
+          f"{row['content_agreement']:.4f})  "
           f"attribute acc {row['attr_acc']:.4f}  MAE vs truth {row['mae']:.4f}")
   if args.out:
     pathlib.Path(args.out).write_text(json.dumps(result, indent=1))

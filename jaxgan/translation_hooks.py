@@ -524,16 +524,19 @@ class Meter:
     return self._cyclegan(state) if self.config.model == "cyclegan" else self._stargan(state)
 
   def _scores(self, name, spec, fake, truth, target, classes) -> dict[str, float]:
-    """MAE against the truth, attribute accuracy, content accuracy, and ``content_truth_acc``: the
+    """MAE against the truth, attribute accuracy, content accuracy, ``content_truth_acc``: the
     content classifier's accuracy on the true translations of the same images, the ceiling of
-    ``content_acc`` (below 1 where the classifier itself errs, e.g. ~0.92 on Fashion-MNIST)."""
+    ``content_acc`` (below 1 where the classifier itself errs, e.g. ~0.92 on Fashion-MNIST), and
+    ``content_agreement``: the share of images the classifier puts in the same class as their true
+    translation (1 for a perfect translation whatever the classifier's own errors)."""
     from jaxgan.metrics import translation as mt
-    content = lambda images: mt.class_accuracy(self.content[name], mt.content_gray(images, spec, target),
-                                               classes)
+    predict = lambda images: mt.class_predictions(self.content[name], mt.content_gray(images, spec, target))
+    on_fake, on_truth, classes = predict(fake), predict(truth), np.asarray(classes)
     return {"mae": mt.mean_abs_error(fake, truth),
             "attr_acc": self.attribute[name].accuracy(fake, target),
-            "content_acc": content(fake),
-            "content_truth_acc": content(truth)}
+            "content_acc": float(np.mean(on_fake == classes)),
+            "content_truth_acc": float(np.mean(on_truth == classes)),
+            "content_agreement": float(np.mean(on_fake == on_truth))}
 
   def _cyclegan(self, state) -> dict[str, float]:
     from jaxgan.metrics import translation as mt
@@ -596,14 +599,16 @@ def summary_lines(config, m: dict[str, float], num: int) -> list[str]:
     return [f"translation  MAE vs truth A->B {m['mae_ab']:.4f}  B->A {m['mae_ba']:.4f} (no translation: "
             f"{m['identity_mae']:.4f})  attribute acc {m['attr_acc_ab']:.4f} / {m['attr_acc_ba']:.4f}  "
             f"content acc {m['content_acc_ab']:.4f} / {m['content_acc_ba']:.4f} (true translations: "
-            f"{m['content_truth_acc_ab']:.4f} / {m['content_truth_acc_ba']:.4f})  cycle L1 "
+            f"{m['content_truth_acc_ab']:.4f} / {m['content_truth_acc_ba']:.4f}; same class as the "
+            f"truth: {m['content_agreement_ab']:.4f} / {m['content_agreement_ba']:.4f})  cycle L1 "
             f"{m['cycle_a']:.4f} / {m['cycle_b']:.4f}  ({num} test images)"]
   lines = []
   for d, (name, _) in enumerate(stargan_datasets(config)):
     s = "" if d == 0 else f"_{name}"
     lines.append(f"translation  {name}: MAE vs truth {m['mae' + s]:.4f} (no translation: "
                  f"{m['identity_mae' + s]:.4f})  attribute acc {m['attr_acc' + s]:.4f}  content acc "
-                 f"{m['content_acc' + s]:.4f} (true translations: {m['content_truth_acc' + s]:.4f})  "
+                 f"{m['content_acc' + s]:.4f} (true translations: {m['content_truth_acc' + s]:.4f}; same "
+                 f"class as the truth: {m['content_agreement' + s]:.4f})  "
                  f"reconstruction L1 {m['rec_l1' + s]:.4f}  "
                  f"({num} test images, random source / target labels)")
   return lines

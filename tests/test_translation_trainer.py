@@ -133,8 +133,8 @@ def test_cyclegan_run_writes_triplet_grids_and_truth_metrics(cyclegan_run, capsy
   assert {"g_loss", "cycle_a", "identity_b", "d_a_loss"} <= set(train[0])
   evals = [r for r in records if "mae_ab" in r]
   assert [r["step"] for r in evals] == [4]
-  assert {"mae", "attr_acc", "content_acc", "content_truth_acc", "cycle_a", "cycle_b",
-          "identity_mae"} <= set(evals[0])
+  assert {"mae", "attr_acc", "content_acc", "content_truth_acc", "content_agreement", "cycle_a",
+          "cycle_b", "identity_mae"} <= set(evals[0])
   assert all(np.isfinite(v) for v in evals[0].values())
   assert evals[0]["identity_mae"] > 1.5  # original vs inverted differ everywhere
 
@@ -184,7 +184,7 @@ def test_stargan_multi_dataset_run_on_two_devices(tmp_path, cache_dir):
   evals = [r for r in records if "mae" in r]
   assert [r["step"] for r in evals] == [2]
   keys = {"mae", "attr_acc", "content_acc", "rec_l1", "mae_fashion_mnist", "content_acc_fashion_mnist",
-          "content_truth_acc", "content_truth_acc_fashion_mnist"}
+          "content_truth_acc", "content_truth_acc_fashion_mnist", "content_agreement_fashion_mnist"}
   assert keys <= set(evals[0]) and all(np.isfinite(v) for v in evals[0].values())
 
 
@@ -204,12 +204,20 @@ def test_stargan_measurements_by_target_tell_the_truth_from_the_identity(cache_d
   assert all(r["mae"] == 0.0 and r["content_acc"] >= 0.9 for r in truth)
   # The ceiling is the content accuracy of the true translations: met exactly by the truth.
   assert all(r["content_acc"] == r["content_truth_acc"] for r in truth)
+  # ... and it agrees with the classifier on every image, where the classifier errs too.
+  assert all(r["content_agreement"] == 1.0 for r in truth)
   # Not translating at all is exact for the own domain only; flipping the inversion and
   # reading it back leaves the digit unrecognised (content_gray undoes the target's inversion).
   same = {r["target"]: r for r in meter.by_target(None, lambda x, c: x)}
   assert same["own domain"]["mae"] == 0.0 and same["own domain"]["content_acc"] >= 0.9
   assert same["inverted flipped"]["mae"] > 0.5 and same["inverted flipped"]["content_acc"] < 0.5
   assert same["inverted flipped"]["content_truth_acc"] >= 0.9  # it does not depend on the generator
+  assert same["own domain"]["content_agreement"] == 1.0
+  # Agreement with the truth's class is at most accuracy + the truth's errors, at least their gap.
+  for r in same.values():
+    assert r["content_agreement"] <= r["content_acc"] + (1 - r["content_truth_acc"]) + 1e-9
+    assert r["content_agreement"] >= r["content_acc"] - (1 - r["content_truth_acc"]) - 1e-9
+  assert same["inverted flipped"]["content_agreement"] < 0.5
   assert all(same[k]["mae"] > 0.0 for k in same if k != "own domain")
 
 

@@ -78,11 +78,16 @@ def attribute_accuracy(logits: np.ndarray, labels: np.ndarray, kind: str) -> flo
   return float(np.mean((logits > 0) == (labels > 0.5)))
 
 
+def class_predictions(network, gray: np.ndarray) -> np.ndarray:
+  """The class ``network`` (a :class:`jaxgan.metrics.FeatureNetwork`) assigns to each ``gray`` image."""
+  _, logits = network(gray)
+  return np.argmax(logits, -1)
+
+
 def class_accuracy(network, gray: np.ndarray, classes: np.ndarray) -> float:
   """Share of ``gray`` images that ``network`` (a :class:`jaxgan.metrics.FeatureNetwork`) assigns
   to ``classes``."""
-  _, logits = network(gray)
-  return float(np.mean(np.argmax(logits, -1) == np.asarray(classes)))
+  return float(np.mean(class_predictions(network, gray) == np.asarray(classes)))
 
 
 # ---------------------------------------------------------------------------------------
