@@ -1,0 +1,194 @@
+"""One recipe over many seeds: train each seed with ``train.py``, then report a metric's mean and spread.
+
+    python benchmarks/bench_seeds.py --config configs/sgan_mnist.py --seeds 0-9 \\
+        --metric test_error --target '<=0.02' [--root runs/sgan_mnist_seeds] [--config.KEY=VALUE ...]
+
+Seed ``s`` trains ``python train.py --config CONFIG --workdir ROOT/seed_s --config.seed=s``
+(plus the ``--config.`` overrides given here), one seed after another, each in its own process,
+exactly as a user would run it. A seed whose run has reached its ``num_steps`` is not trained
+again, and an unfinished one resumes from its latest checkpoint (``train.py``'s own resume), so
+the protocol can be stopped (Ctrl-C saves a checkpoint) and continued later, in any order of
+seeds. ``--report_only`` trains nothing and summarises what is there.
+
+The report, per seed: the last logged value of ``--metric`` in ``metrics.jsonl`` and the step it
+was logged at; over the finished seeds: mean, sample standard deviation, standard error of the
+mean, min and max, and with ``--target`` (``<=0.02``, ``>=0.95`` ...) how many seeds meet it and
+whether the mean does. It is printed as Markdown and written to ``ROOT/summary.json``.
+A seed's config picks everything seeded in a run: initialisation, noise, data order and, where
+the recipe has one, the labelled subset (``sgan.labels_per_class``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import operator
+import os
+import re
+import subprocess
+import sys
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
+
+
+def parse_seeds(text: str) -> list[int]:
+  """``"0-9"``, ``"0,3,5"`` or ``"0-2,7"`` -> the seeds, in order, without repeats."""
+  seeds: list[int] = []
+  for part in text.split(","):
+    match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+    if not match or (match[2] and int(match[2]) < int(match[1])):
+      raise ValueError(f"--seeds takes non-negative integers and ranges such as 0-9 or 0,3,5; "
+                       f"got {text!r}")
+    seeds += range(int(match[1]), int(match[2] or match[1]) + 1)
+  return list(dict.fromkeys(seeds))
+
+
+def parse_target(text: str | None):
+  """``"<=0.02"`` -> ``("<=", 0.02)``; None -> None."""
+  if not text:
+    return None
+  for op in sorted(_OPS, key=len, reverse=True):
+    if text.startswith(op):
+      try:
+        return op, float(text[len(op):])
+      except ValueError:
+        break
+  raise ValueError(f"--target is a comparison and a number, e.g. '<=0.02' or '>=0.95'; got {text!r}")
+
+
+def seed_result(workdir: str, metric: str) -> dict:
+  """What ``workdir``'s run says: its ``num_steps``, the last step it logged, and the last logged
+  value of ``metric`` with its step (``value`` None when never logged)."""
+  out = {"workdir": workdir, "num_steps": None, "last_step": 0, "value": None, "value_step": None}
+  config_path = os.path.join(workdir, "config.json")
+  if os.path.exists(config_path):
+    with open(config_path) as f:
+      out["num_steps"] = int(json.load(f).get("num_steps", 0)) or None
+  path = os.path.join(workdir, "metrics.jsonl")
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        if not line.strip():
+          continue
+        record = json.loads(line)
+        step = int(record.get("step", 0))
+        out["last_step"] = max(out["last_step"], step)
+        if metric in record and record[metric] is not None:
+          out["value"], out["value_step"] = float(record[metric]), step
+  return out
+
+
+def finished(result: dict) -> bool:
+  """The run reached its ``num_steps`` and logged the metric."""
+  return (result["num_steps"] is not None and result["last_step"] >= result["num_steps"]
+          and result["value"] is not None)
+
+
+def summarize(results: dict[int, dict], metric: str, target=None) -> dict:
+  """Mean, sample std, standard error, min and max of ``metric`` over the finished seeds, and the
+  seeds (and the mean) that meet ``target``."""
+  values = {s: r["value"] for s, r in results.items() if finished(r)}
+  n = len(values)
+  out = {"metric": metric, "seeds": sorted(values), "n": n,
+         "unfinished": sorted(s for s in results if s not in values)}
+  if n:
+    v = list(values.values())
+    mean = sum(v) / n
+    std = math.sqrt(sum((x - mean) ** 2 for x in v) / (n - 1)) if n > 1 else 0.0
+    out |= {"mean": mean, "std": std, "sem": std / math.sqrt(n), "min": min(v), "max": max(v)}
+    if target:
+      op, bound = target
+      out |= {"target": f"{op}{bound:g}", "meeting": sorted(s for s, x in values.items() if _OPS[op](x, bound)),
+              "mean_meets": bool(_OPS[op](mean, bound))}
+  return out
+
+
+def report(results: dict[int, dict], summary: dict) -> str:
+  """The Markdown report: one row per seed, then the summary line."""
+  metric = summary["metric"]
+  lines = [f"| seed | steps | {metric} (at step) |", "|---:|---:|---|"]
+  for s, r in sorted(results.items()):
+    value = "-" if r["value"] is None else f"{r['value']:.6g} ({r['value_step']})"
+    steps = f"{r['last_step']} / {r['num_steps'] or '?'}"
+    lines.append(f"| {s} | {steps} | {value}{'' if finished(r) else ' (unfinished)'} |")
+  if summary["n"]:
+    line = (f"\n{metric} over {summary['n']} finished seed(s): mean {summary['mean']:.6g}, std "
+            f"{summary['std']:.4g}, s.e.m. {summary['sem']:.4g}, min {summary['min']:.6g}, max "
+            f"{summary['max']:.6g}")
+    if "target" in summary:
+      line += (f"; target {summary['target']}: {len(summary['meeting'])} of {summary['n']} seeds, "
+               f"mean {'meets' if summary['mean_meets'] else 'does not meet'} it")
+    lines.append(line)
+  else:
+    lines.append(f"\nno seed has finished yet ({metric})")
+  return "\n".join(lines)
+
+
+def train_seed(config: str, workdir: str, seed: int, overrides: list[str]) -> int:
+  """``train.py`` for one seed in its own process; its exit code. Ctrl-C reaches the child too (one
+  process group): the driver then waits while it saves its checkpoint, instead of killing it."""
+  cmd = [sys.executable, os.path.join(REPO, "train.py"), "--config", config, "--workdir", workdir,
+         f"--config.seed={seed}", *overrides]
+  print("$ " + " ".join(cmd[1:]), flush=True)
+  child = subprocess.Popen(cmd)
+  while True:
+    try:
+      return child.wait()
+    except KeyboardInterrupt:
+      continue
+
+
+def main(argv=None) -> int:
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--config", required=True, help="a configs/*.py recipe")
+  parser.add_argument("--seeds", default="0-9", help="e.g. 0-9 or 0,3,5 (default 0-9)")
+  parser.add_argument("--metric", required=True, help="a key of metrics.jsonl, e.g. test_error")
+  parser.add_argument("--target", default=None, help="e.g. '<=0.02': count the seeds meeting it")
+  parser.add_argument("--root", default=None, help="seed s trains in ROOT/seed_s "
+                      "(default runs/<config name>_seeds)")
+  parser.add_argument("--report_only", action="store_true", help="train nothing; summarise")
+  args, rest = parser.parse_known_args(argv)
+  bad = [a for a in rest if not a.startswith("--config.")]
+  if bad:
+    parser.error(f"unknown arguments {' '.join(bad)} (train.py overrides look like --config.KEY=VALUE)")
+  if any(a.startswith("--config.seed=") for a in rest):
+    parser.error("--config.seed is set per run from --seeds; drop it")
+  try:
+    seeds, target = parse_seeds(args.seeds), parse_target(args.target)
+  except ValueError as e:
+    parser.error(str(e))
+  if not os.path.exists(args.config):
+    parser.error(f"--config {args.config}: no such file")
+  root = args.root or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0] + "_seeds")
+
+  results = {}
+  for s in seeds:
+    workdir = os.path.join(root, f"seed_{s}")
+    results[s] = seed_result(workdir, args.metric)
+    if args.report_only or finished(results[s]):
+      continue
+    code = train_seed(args.config, workdir, s, rest)
+    if code:
+      print(f"error: seed {s} stopped with exit code {code}; its workdir {workdir} keeps its "
+            f"checkpoints, and running this command again resumes it", file=sys.stderr)
+      return code
+    results[s] = seed_result(workdir, args.metric)
+    if results[s]["value"] is None:
+      print(f"error: seed {s} finished without logging {args.metric!r} (its metrics.jsonl has "
+            f"other keys: check --metric and the recipe's evaluation settings)", file=sys.stderr)
+      return 2
+
+  summary = summarize(results, args.metric, target)
+  summary["per_seed"] = {s: {k: r[k] for k in ("last_step", "num_steps", "value", "value_step")}
+                         for s, r in results.items()}
+  os.makedirs(root, exist_ok=True)
+  with open(os.path.join(root, "summary.json"), "w") as f:
+    json.dump(summary, f, indent=1)
+  print(report(results, summary))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

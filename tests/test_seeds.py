@@ -1,0 +1,95 @@
+"""``benchmarks/bench_seeds.py``: a recipe over many seeds, trained by ``train.py`` and summarised."""
+
+import json
+import os
+import sys
+
+import numpy as np
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+
+import bench_seeds  # noqa: E402
+
+
+def test_seed_lists_and_targets_parse_or_fail_clearly():
+  assert bench_seeds.parse_seeds("0-3") == [0, 1, 2, 3]
+  assert bench_seeds.parse_seeds("5,0-2,1") == [5, 0, 1, 2]
+  assert bench_seeds.parse_target("<=0.02") == ("<=", 0.02)
+  assert bench_seeds.parse_target(">0.5") == (">", 0.5)
+  assert bench_seeds.parse_target(None) is None
+  for bad in ("a-b", "1-", "", "3-1", "-2"):
+    with pytest.raises(ValueError, match="--seeds"):
+      bench_seeds.parse_seeds(bad)
+  for bad in ("0.02", "<=x", "=<0.1"):
+    with pytest.raises(ValueError, match="--target"):
+      bench_seeds.parse_target(bad)
+
+
+def _run(workdir, num_steps, records):
+  os.makedirs(workdir)
+  with open(os.path.join(workdir, "config.json"), "w") as f:
+    json.dump({"num_steps": num_steps}, f)
+  with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+    for r in records:
+      f.write(json.dumps(r) + "\n")
+
+
+def test_the_summary_covers_finished_seeds_only(tmp_path):
+  errors = {0: 0.0262, 1: 0.0128, 2: 0.0190}
+  for s, e in errors.items():  # the metric logged every 10 steps, the last value counts
+    _run(str(tmp_path / f"seed_{s}"), 30, [{"step": 10, "test_error": 0.5}, {"step": 20, "d_loss": 1.0},
+                                          {"step": 30, "test_error": e, "d_loss": 0.9}])
+  _run(str(tmp_path / "seed_3"), 30, [{"step": 10, "test_error": 0.001}])  # stopped at step 10
+  results = {s: bench_seeds.seed_result(str(tmp_path / f"seed_{s}"), "test_error") for s in range(5)}
+  assert [bench_seeds.finished(results[s]) for s in range(5)] == [True, True, True, False, False]
+  assert results[3]["value"] == 0.001 and results[4]["value"] is None and results[4]["last_step"] == 0
+  summary = bench_seeds.summarize(results, "test_error", ("<=", 0.02))
+  v = np.array(list(errors.values()))
+  assert summary["seeds"] == [0, 1, 2] and summary["unfinished"] == [3, 4]
+  assert summary["mean"] == pytest.approx(v.mean()) and summary["std"] == pytest.approx(v.std(ddof=1))
+  assert summary["sem"] == pytest.approx(v.std(ddof=1) / np.sqrt(3))
+  assert (summary["min"], summary["max"]) == (0.0128, 0.0262)
+  assert summary["meeting"] == [1, 2] and summary["mean_meets"] is True
+  assert bench_seeds.summarize(results, "test_error", ("<=", 0.015))["mean_meets"] is False
+  text = bench_seeds.report(results, summary)
+  assert "| 3 | 10 / 30 | 0.001 (10) (unfinished) |" in text and "2 of 3 seeds, mean meets it" in text
+
+
+def test_each_seed_trains_once_with_its_own_seed_and_resumes(tmp_path, monkeypatch, capsys):
+  """Two seeds of the 2-D ring through train.py; a second call trains nothing and reports the same."""
+  monkeypatch.chdir(tmp_path)
+  root = str(tmp_path / "seeds")
+  args = ["--config", os.path.join(REPO, "configs", "toy_ring.py"), "--seeds", "0-1", "--metric",
+          "d_loss", "--root", root, "--config.num_steps=4", "--config.log_every=2",
+          "--config.film_every=0", "--config.checkpoint_every=4", "--config.progress=False"]
+  assert bench_seeds.main(args) == 0
+  first = json.load(open(os.path.join(root, "summary.json")))
+  assert first["n"] == 2 and first["seeds"] == [0, 1]
+  losses = []
+  for s in (0, 1):
+    w = os.path.join(root, f"seed_{s}")
+    assert json.load(open(os.path.join(w, "config.json")))["seed"] == s
+    records = [json.loads(line) for line in open(os.path.join(w, "metrics.jsonl"))]
+    assert [r["step"] for r in records if "d_loss" in r] == [2, 4]
+    losses.append(records[-1]["d_loss"])
+  assert losses[0] != losses[1]  # two seeds, two runs
+  assert first["mean"] == pytest.approx(np.mean(losses))
+  stamps = [os.path.getmtime(os.path.join(root, f"seed_{s}", "metrics.jsonl")) for s in (0, 1)]
+  capsys.readouterr()
+  assert bench_seeds.main(args) == 0  # both finished: nothing trains again
+  assert "$ " not in capsys.readouterr().out
+  assert stamps == [os.path.getmtime(os.path.join(root, f"seed_{s}", "metrics.jsonl")) for s in (0, 1)]
+  assert json.load(open(os.path.join(root, "summary.json")))["mean"] == first["mean"]
+
+
+def test_bad_arguments_are_refused_before_training(tmp_path, capsys):
+  for args, message in ((["--seeds", "0-1", "--config.seed=3"], "set per run"),
+                        (["--seeds", "x"], "--seeds takes"),
+                        (["--seeds", "0", "--epochs", "3"], "unknown arguments --epochs")):
+    with pytest.raises(SystemExit) as e:
+      bench_seeds.main(["--config", os.path.join(REPO, "configs", "toy_ring.py"), "--metric", "d_loss",
+                        "--root", str(tmp_path / "r"), *args])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / "r")
