@@ -40,10 +40,12 @@ def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int
                         manual_dir=manual_dir or config.data.get("manual_dir") or None,
                         cache_dir=cache_dir, log=log)
   images = viz.to_uint8(generate_images(state, int(config.latent_dim), num, seed, batch_size))
-  metrics = evaluator.evaluate(images)
+  metrics = evaluator.evaluate(images, with_shares=True)
+  shares = metrics.pop("class_shares")
   result = {"workdir": os.path.abspath(workdir), "step": int(step), "best": bool(best), "num_samples": int(num),
             "seed": int(seed), "model": config.model, "loss": config.loss,
             "metrics": {k: float(v) for k, v in metrics.items() if k != "num_samples"},
+            "class_shares": [float(v) for v in shares],
             "reference": evaluator.info(), "seconds": round(time.perf_counter() - t0, 1)}
   out = out or os.path.join(workdir, "eval.json")
   with open(out, "w") as f:
@@ -52,6 +54,11 @@ def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int
   log(format_table(result))
   log(f"wrote {out}")
   return result
+
+
+CLASS_NAMES = {"fashion_mnist": ("T-shirt/top", "trouser", "pullover", "dress", "coat", "sandal",
+                                  "shirt", "sneaker", "bag", "ankle boot"),
+               "mnist": tuple(str(k) for k in range(10))}
 
 
 def format_table(result: dict) -> str:
@@ -63,6 +70,12 @@ def format_table(result: dict) -> str:
           ("recall (k=%d)" % ref["k"], f"{m['recall']:.4f}"),
           ("classifier score", f"{m['classifier_score']:.4f}  "
                                f"(real {ref['split']}: {ref['classifier_score_real']:.4f})")]
+  if "class_tv" in m:  # eval.json files written before the class balance have none
+    rows.append(("class TV", f"{m['class_tv']:.4f}  (0: the real class balance; "
+                             f"{1 - min(ref['class_shares_real']):.2f}: one class only)"))
+    names = CLASS_NAMES.get(ref["dataset"]) or [str(k) for k in range(len(result["class_shares"]))]
+    rows.append(("class shares", ", ".join(f"{name} {100 * v:.1f} %"
+                                           for name, v in zip(names, result["class_shares"]))))
   width = max(len(r[0]) for r in rows)
   head = (f"{result['workdir']} step {result['step']}: {result['num_samples']} samples vs "
           f"{ref['dataset']}/{ref['split']} ({ref['reference_examples']} images), features of "

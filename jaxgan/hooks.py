@@ -114,7 +114,8 @@ class Evaluate(Hook):
     m = self.last
     return [f"quality      FID {m['fid']:.2f}  KID {m['kid']:.4f} ± {m['kid_std']:.4f}  "
             f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
-            f"classifier score {m['classifier_score']:.2f}  ({self.num} samples, "
+            f"classifier score {m['classifier_score']:.2f}  class TV {m['class_tv']:.3f}  "
+            f"({self.num} samples, "
             f"{self.evaluator.dataset}/{self.evaluator.split})"]
 
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import MANUAL_DIR
-from jaxgan.metrics import (Evaluator, WeightsError, classifier_score, fid_from_features,
-                            frechet_distance, gaussian_stats, kid, knn_radii, load_classifier,
-                            mmd2_unbiased, precision_recall)
+from jaxgan.metrics import (Evaluator, WeightsError, class_shares, class_tv, classifier_score,
+                            fid_from_features, frechet_distance, gaussian_stats, kid, knn_radii,
+                            load_classifier, mmd2_unbiased, precision_recall)
 from jaxgan.metrics import classifier as classifier_lib
 from jaxgan.metrics.fid import trace_sqrt_product
 
@@ -175,6 +175,20 @@ def test_precision_recall_separate_quality_from_coverage():
 
 # ---------------------------------------------------------------- classifier score
 
+def test_class_shares_and_total_variation_by_hand():
+  logits = np.array([[0.0, 2.0, 1.0], [3.0, 0.0, 0.0], [0.0, 5.0, 0.0], [0.1, 0.2, 0.0]])
+  np.testing.assert_allclose(class_shares(logits), [0.25, 0.75, 0.0])
+  np.testing.assert_allclose(class_shares(logits[:1], num_classes=4), [0, 1, 0, 0])
+  assert class_tv([0.25, 0.75, 0.0], [1 / 3, 1 / 3, 1 / 3]) == pytest.approx(
+      0.5 * (1 / 12 + 5 / 12 + 1 / 3))
+  assert class_tv([0.5, 0.5], [0.5, 0.5]) == 0.0
+  assert class_tv([1.0, 0.0], [0.0, 1.0]) == 1.0
+  with pytest.raises(ValueError, match="one length"):
+    class_tv([0.5, 0.5], [1 / 3, 1 / 3, 1 / 3])
+  with pytest.raises(ValueError, match=r"\[n >= 1, classes\]"):
+    class_shares(np.zeros((0, 3)))
+
+
 def test_classifier_score_bounds():
   assert classifier_score(np.zeros((100, 10))) == pytest.approx(1.0)
   confident = np.eye(10)[np.arange(100) % 10] * 50.0   # sharp p(y|x), uniform p(y)
@@ -266,7 +280,15 @@ def test_evaluator_caches_reference_statistics_and_scores_real_and_noise(
   assert abs(same["kid"]) < 0.02 * noise["kid"]
   assert noise["fid"] > 1.0 and noise["precision"] < 0.5
   assert set(noise) == {"fid", "kid", "kid_std", "precision", "recall", "classifier_score",
-                        "num_samples"}
+                        "class_tv", "num_samples"}
+  # Class balance: the real split itself is at distance 0; one image repeated puts every sample
+  # in that image's predicted class c, at distance 1 - (the real split's share of c).
+  assert same["class_tv"] == 0.0
+  one = ev.evaluate(np.repeat(real[:1], 64, axis=0), with_shares=True)
+  c = int(np.argmax(ev.features(real[:1])[1][0]))
+  np.testing.assert_array_equal(one["class_shares"], np.eye(10)[c])
+  assert one["class_tv"] == pytest.approx(1.0 - ev.reference["class_shares"][c], abs=1e-12)
+  assert ev.reference["class_shares"].sum() == pytest.approx(1.0)
   assert all(np.isfinite(v) for v in noise.values())
   with pytest.raises(ValueError, match="image_size"):
     ev.evaluate(np.zeros((16, 28, 28, 1), np.float32))

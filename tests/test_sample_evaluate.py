@@ -100,12 +100,15 @@ def test_evaluate_writes_eval_json_on_mock_data(run, mock_fmnist, tmp_path, caps
   assert saved == result
   assert saved["step"] == 2 and saved["num_samples"] == 64
   assert set(saved["metrics"]) == {"fid", "kid", "kid_std", "precision", "recall",
-                                   "classifier_score"}
+                                   "classifier_score", "class_tv"}
+  assert len(saved["class_shares"]) == 10 and sum(saved["class_shares"]) == pytest.approx(1.0)
+  assert len(saved["reference"]["class_shares_real"]) == 10
   assert all(np.isfinite(v) for v in saved["metrics"].values())
   assert saved["reference"]["dataset"] == "fashion_mnist"
   assert saved["reference"]["reference_examples"] == 256    # the mock test split
   out = capsys.readouterr().out
   assert "FID" in out and "precision" in out and "eval.json" in out
+  assert "class TV" in out and "ankle boot" in out
   # The same numbers as the Evaluator on what `jaxgan.sample` returns.
   direct = Evaluator("fashion_mnist", 32, num_samples=64, cache_dir=str(tmp_path)).evaluate(
       sample(run, 64))
@@ -126,4 +129,7 @@ def test_evaluate_command_on_real_test_split(run, real_data_dir, tmp_path):
   m = saved["metrics"]
   assert m["fid"] > 100 and m["kid"] > 1 and m["recall"] < 0.1
   assert m["classifier_score"] < 2 < ref["classifier_score_real"]
-  assert "FID" in result.stdout and "KID" in result.stdout
+  # ... so most fall in one class: far from the real split's balance (about 10 % a class).
+  assert max(saved["class_shares"]) > 0.5 and m["class_tv"] > 0.4
+  assert max(ref["class_shares_real"]) < 0.15
+  assert "FID" in result.stdout and "KID" in result.stdout and "class TV" in result.stdout

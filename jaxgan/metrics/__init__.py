@@ -6,6 +6,8 @@
   the cubic polynomial kernel, over subsets.
 - :func:`precision_recall`: improved precision and recall (Kynkäänniemi et al., 2019), k = 3.
 - :func:`classifier_score`: the Inception Score (Salimans et al., 2016) with our classifier.
+- :func:`class_shares`, :func:`class_tv`: the predicted-class balance of samples and its total
+  variation from the real split's (which classes a collapsed generator dropped).
 - :func:`load_classifier`: the per-dataset feature network (hash-checked committed weights;
   trained by ``python -m jaxgan.metrics.train_classifier``).
 - :class:`Evaluator`: all of the above against a real split, with cached reference statistics.
@@ -17,9 +19,9 @@ from jaxgan.metrics.evaluator import METRICS, Evaluator, default_cache_dir
 from jaxgan.metrics.fid import fid_from_features, frechet_distance, gaussian_stats
 from jaxgan.metrics.kid import kid, mmd2_unbiased, polynomial_kernel
 from jaxgan.metrics.prd import knn_radii, precision_recall
-from jaxgan.metrics.score import classifier_score
+from jaxgan.metrics.score import class_shares, class_tv, classifier_score
 
 __all__ = ["METRICS", "Classifier", "Evaluator", "FeatureNetwork", "WeightsError",
-           "classifier_score", "default_cache_dir", "fid_from_features", "frechet_distance",
-           "gaussian_stats", "kid", "knn_radii", "load_classifier", "mmd2_unbiased",
+           "class_shares", "class_tv", "classifier_score", "default_cache_dir", "fid_from_features",
+           "frechet_distance", "gaussian_stats", "kid", "knn_radii", "load_classifier", "mmd2_unbiased",
            "polynomial_kernel", "precision_recall", "save_classifier"]

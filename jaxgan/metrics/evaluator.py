@@ -4,9 +4,10 @@
 checked), and the features of the real ``split`` (default ``test``) at
 ``image_size``: computed once, then cached on disk in
 ``<cache_dir>/<dataset>-<split>-<size>-<network sha256[:16]>.npz`` (features,
-their mean and covariance, the classifier's accuracy and score on that split).
-``evaluate(images)`` then returns FID, KID (mean, std), precision, recall and the
-classifier score of the images. The trainer builds one Evaluator per run and
+their mean and covariance, the classifier's accuracy, score and predicted-class
+shares on that split). ``evaluate(images)`` then returns FID, KID (mean, std),
+precision, recall, the classifier score and the class-balance distance
+``class_tv`` of the images. The trainer builds one Evaluator per run and
 calls ``evaluate`` every ``eval_every`` steps; ``python -m jaxgan.evaluate`` uses
 the same class.
 
@@ -26,10 +27,10 @@ from jaxgan.metrics.classifier import FeatureNetwork, load_classifier
 from jaxgan.metrics.fid import frechet_distance, gaussian_stats
 from jaxgan.metrics.kid import kid
 from jaxgan.metrics.prd import precision_recall
-from jaxgan.metrics.score import classifier_score
+from jaxgan.metrics.score import class_shares, class_tv, classifier_score
 
 CACHE_ENV = "JAXGAN_CACHE_DIR"
-METRICS = ("fid", "kid", "kid_std", "precision", "recall", "classifier_score")
+METRICS = ("fid", "kid", "kid_std", "precision", "recall", "classifier_score", "class_tv")
 
 
 def default_cache_dir() -> str:
@@ -104,8 +105,8 @@ class Evaluator:
       try:
         with np.load(self.cache_path) as z:
           ref = {key: z[key] for key in z.files}
-        if ref["features"].shape[1] == self.network.module.hidden:
-          return ref
+        if ref["features"].shape[1] == self.network.module.hidden and "class_shares" in ref:
+          return ref  # (a cache written before class_shares existed is recomputed)
       except (OSError, ValueError, KeyError):
         pass  # unreadable cache: recompute and overwrite
     from jaxgan import data as data_lib
@@ -118,7 +119,8 @@ class Evaluator:
     ref = {"features": features.astype(np.float32), "mu": mu, "sigma": sigma,
            "image_shape": np.array(real.images.shape[1:]),
            "accuracy": np.float64(np.mean(np.argmax(logits, -1) == real.labels)),
-           "classifier_score": np.float64(classifier_score(logits))}
+           "classifier_score": np.float64(classifier_score(logits)),
+           "class_shares": class_shares(logits)}
     os.makedirs(self.cache_dir, exist_ok=True)
     tmp = f"{self.cache_path}.{os.getpid()}.tmp.npz"
     np.savez(tmp, **ref)
@@ -138,11 +140,13 @@ class Evaluator:
                        f"generator's image_size")
     return self.network(images)
 
-  def evaluate(self, images: np.ndarray) -> dict[str, float]:
-    """``{fid, kid, kid_std, precision, recall, classifier_score, num_samples}`` of ``images``.
+  def evaluate(self, images: np.ndarray, with_shares: bool = False) -> dict[str, Any]:
+    """``{fid, kid, kid_std, precision, recall, classifier_score, class_tv, num_samples}`` of ``images``.
 
     ``images``: generated images, uint8 [0, 255] or float [-1, 1], NHWC, at least
     ``k + 1`` of them (and 2 for FID); a few thousand for meaningful numbers.
+    ``with_shares``: also ``class_shares``, the images' predicted-class shares
+    (an array; the real split's are ``reference["class_shares"]``).
     """
     fake, logits = self.features(images)
     if len(fake) <= self.k:
@@ -152,9 +156,14 @@ class Evaluator:
     kid_mean, kid_std = kid(self.real_features, fake, self.kid_subsets, self.kid_subset_size,
                             self.seed)
     precision, recall = precision_recall(self.real_features, fake, self.k)
-    return {"fid": fid, "kid": kid_mean, "kid_std": kid_std, "precision": precision,
-            "recall": recall, "classifier_score": classifier_score(logits),
-            "num_samples": int(len(fake))}
+    shares = class_shares(logits, len(self.reference["class_shares"]))
+    result = {"fid": fid, "kid": kid_mean, "kid_std": kid_std, "precision": precision,
+              "recall": recall, "classifier_score": classifier_score(logits),
+              "class_tv": class_tv(shares, self.reference["class_shares"]),
+              "num_samples": int(len(fake))}
+    if with_shares:
+      result["class_shares"] = shares
+    return result
 
   def info(self) -> dict[str, Any]:
     """What the numbers are measured against (for eval.json / logs)."""
@@ -165,5 +174,6 @@ class Evaluator:
             "feature_network": self.network.name, "feature_network_sha256": self.network.sha256,
             "classifier_accuracy_real": float(self.reference["accuracy"]),
             "classifier_score_real": float(self.reference["classifier_score"]),
+            "class_shares_real": [float(v) for v in self.reference["class_shares"]],
             "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size, "k": self.k,
             "cache": self.cache_path}
