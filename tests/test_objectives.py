@@ -284,7 +284,8 @@ def test_began_step_updates_k_by_its_control_law(began_state):
 
 def test_began_recipe_trains_a_few_steps_and_logs_k_and_m_global(tmp_path, mock_fmnist):
   config = _config("began_fmnist", image_size=16)   # 2 resolutions instead of 3: a faster compile
-  assert (config.loss, config.model, config.began.gamma, config.began.lambda_k) == ("began", "began", 1.0, 0.001)
+  assert (config.loss, config.model, config.began.gamma, config.began.lambda_k) == (
+      "began", "began", 1.0, 0.001)
   assert (load_config("began_fmnist").learning_rate, load_config("began_fmnist").batch_size) == (1e-4, 16)
   workdir = str(tmp_path / "began")
   state = trainer.train_and_evaluate(config, workdir)

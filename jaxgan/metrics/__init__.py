@@ -23,5 +23,5 @@ from jaxgan.metrics.score import class_shares, class_tv, classifier_score
 
 __all__ = ["METRICS", "Classifier", "Evaluator", "FeatureNetwork", "WeightsError",
            "class_shares", "class_tv", "classifier_score", "default_cache_dir", "fid_from_features",
-           "frechet_distance", "gaussian_stats", "kid", "knn_radii", "load_classifier", "mmd2_unbiased",
-           "polynomial_kernel", "precision_recall", "save_classifier"]
+           "frechet_distance", "gaussian_stats", "kid", "knn_radii", "load_classifier",
+           "mmd2_unbiased", "polynomial_kernel", "precision_recall", "save_classifier"]

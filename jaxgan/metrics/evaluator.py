@@ -141,7 +141,9 @@ class Evaluator:
     return self.network(images)
 
   def evaluate(self, images: np.ndarray, with_shares: bool = False) -> dict[str, Any]:
-    """``{fid, kid, kid_std, precision, recall, classifier_score, class_tv, num_samples}`` of ``images``.
+    """FID, KID, precision, recall, classifier score and class balance of ``images``.
+
+    Returns ``{fid, kid, kid_std, precision, recall, classifier_score, class_tv, num_samples}``.
 
     ``images``: generated images, uint8 [0, 255] or float [-1, 1], NHWC, at least
     ``k + 1`` of them (and 2 for FID); a few thousand for meaningful numbers.

@@ -38,7 +38,7 @@ def classifier_score(logits: np.ndarray) -> float:
 
 
 def class_shares(logits: np.ndarray, num_classes: int | None = None) -> np.ndarray:
-  """Share of the rows of ``logits [n, classes]`` whose argmax is each class (float64, sums to 1)."""
+  """Share of the rows of ``logits [n, classes]`` whose argmax is each class (float64, sum 1)."""
   logits = np.asarray(logits)
   if logits.ndim != 2 or len(logits) == 0:
     raise ValueError(f"logits must be [n >= 1, classes], got shape {logits.shape}")
