@@ -10,6 +10,13 @@ again, and an unfinished one resumes from its latest checkpoint (``train.py``'s 
 the protocol can be stopped (Ctrl-C saves a checkpoint) and continued later, in any order of
 seeds. ``--report_only`` trains nothing and summarises what is there.
 
+``--ledger FILE`` keeps the finished seeds in a JSON file meant to be committed, so that a
+protocol too long for one machine can be spread over several: each seed is written there the
+moment it finishes (its value, step, ``num_steps``, the git commit and the date), and a seed the
+ledger holds is neither trained again nor needs its workdir. The ledger records the recipe, the
+metric and the overrides that change results; a run with others is refused (the overrides that
+only change bookkeeping, such as ``progress`` or ``checkpoint_every``, may differ).
+
 The report, per seed: the last logged value of ``--metric`` in ``metrics.jsonl`` and the step it
 was logged at; over the finished seeds: mean, sample standard deviation, standard error of the
 mean, min and max, and with ``--target`` (``<=0.02``, ``>=0.95`` ...) how many seeds meet it and
@@ -28,6 +35,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
@@ -126,6 +134,58 @@ def report(results: dict[int, dict], summary: dict) -> str:
   return "\n".join(lines)
 
 
+# Overrides that change what a run writes and when, not what it computes.
+BOOKKEEPING = ("progress", "checkpoint_every", "keep_checkpoints", "log_every", "sample_every",
+               "num_samples")
+
+
+def result_overrides(overrides: list[str]) -> list[str]:
+  """The ``--config.`` overrides that can change a result: all but :data:`BOOKKEEPING`, sorted."""
+  keep = [o for o in overrides if o.split("=", 1)[0][len("--config."):] not in BOOKKEEPING]
+  return sorted(keep)
+
+
+def load_ledger(path: str, config: str, metric: str, overrides: list[str]) -> dict:
+  """The ledger at ``path`` (a new, empty one if there is none). Raises ValueError, naming the
+  difference, when it was written for another recipe, metric or result-changing overrides."""
+  want = {"config": os.path.relpath(os.path.abspath(config), REPO), "metric": metric,
+          "overrides": result_overrides(overrides)}
+  if not os.path.exists(path):
+    return want | {"seeds": {}}
+  with open(path) as f:
+    ledger = json.load(f)
+  for key, value in want.items():
+    if ledger.get(key) != value:
+      raise ValueError(f"--ledger {path} holds {key} {ledger.get(key)!r}, not this run's {value!r}; "
+                       f"use another ledger file or the same {key}")
+  return ledger
+
+
+def write_ledger(path: str, ledger: dict) -> None:
+  """Writes ``ledger`` to ``path`` atomically (a stopped write leaves the old file)."""
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  with open(path + ".tmp", "w") as f:
+    json.dump(ledger, f, indent=1, sort_keys=True)
+    f.write("\n")
+  os.replace(path + ".tmp", path)
+
+
+def ledger_entry(result: dict) -> dict:
+  """What the ledger keeps of a finished seed: its result, the code's commit and the date."""
+  try:
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+  except (OSError, subprocess.CalledProcessError):
+    commit = None
+  return {k: result[k] for k in ("num_steps", "last_step", "value", "value_step")} | {
+      "commit": commit, "date": time.strftime("%Y-%m-%d")}
+
+
+def from_ledger(entry: dict) -> dict:
+  """A ledger entry as :func:`seed_result` gives a finished run."""
+  return {"workdir": None, **{k: entry[k] for k in ("num_steps", "last_step", "value", "value_step")}}
+
+
 def train_seed(config: str, workdir: str, seed: int, overrides: list[str]) -> int:
   """``train.py`` for one seed in its own process; its exit code. Ctrl-C reaches the child too (one
   process group): the driver then waits while it saves its checkpoint, instead of killing it."""
@@ -149,6 +209,8 @@ def main(argv=None) -> int:
   parser.add_argument("--root", default=None, help="seed s trains in ROOT/seed_s "
                       "(default runs/<config name>_seeds)")
   parser.add_argument("--report_only", action="store_true", help="train nothing; summarise")
+  parser.add_argument("--ledger", default=None, help="a JSON file (to commit) that keeps finished "
+                      "seeds: they are not trained again and need no workdir")
   args, rest = parser.parse_known_args(argv)
   bad = [a for a in rest if not a.startswith("--config.")]
   if bad:
@@ -162,23 +224,34 @@ def main(argv=None) -> int:
   if not os.path.exists(args.config):
     parser.error(f"--config {args.config}: no such file")
   root = args.root or os.path.join("runs", os.path.splitext(os.path.basename(args.config))[0] + "_seeds")
+  ledger = None
+  if args.ledger:
+    try:
+      ledger = load_ledger(args.ledger, args.config, args.metric, rest)
+    except ValueError as e:
+      parser.error(str(e))
 
   results = {}
   for s in seeds:
     workdir = os.path.join(root, f"seed_{s}")
-    results[s] = seed_result(workdir, args.metric)
-    if args.report_only or finished(results[s]):
+    if ledger is not None and str(s) in ledger["seeds"]:
+      results[s] = from_ledger(ledger["seeds"][str(s)])
       continue
-    code = train_seed(args.config, workdir, s, rest)
-    if code:
-      print(f"error: seed {s} stopped with exit code {code}; its workdir {workdir} keeps its "
-            f"checkpoints, and running this command again resumes it", file=sys.stderr)
-      return code
     results[s] = seed_result(workdir, args.metric)
-    if results[s]["value"] is None:
-      print(f"error: seed {s} finished without logging {args.metric!r} (its metrics.jsonl has "
-            f"other keys: check --metric and the recipe's evaluation settings)", file=sys.stderr)
-      return 2
+    if not (args.report_only or finished(results[s])):
+      code = train_seed(args.config, workdir, s, rest)
+      if code:
+        print(f"error: seed {s} stopped with exit code {code}; its workdir {workdir} keeps its "
+              f"checkpoints, and running this command again resumes it", file=sys.stderr)
+        return code
+      results[s] = seed_result(workdir, args.metric)
+      if results[s]["value"] is None:
+        print(f"error: seed {s} finished without logging {args.metric!r} (its metrics.jsonl has "
+              f"other keys: check --metric and the recipe's evaluation settings)", file=sys.stderr)
+        return 2
+    if ledger is not None and finished(results[s]):
+      ledger["seeds"][str(s)] = ledger_entry(results[s])
+      write_ledger(args.ledger, ledger)
 
   summary = summarize(results, args.metric, target)
   summary["per_seed"] = {s: {k: r[k] for k in ("last_step", "num_steps", "value", "value_step")}

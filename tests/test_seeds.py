@@ -93,3 +93,33 @@ def test_bad_arguments_are_refused_before_training(tmp_path, capsys):
                         "--root", str(tmp_path / "r"), *args])
     assert e.value.code == 2 and message in capsys.readouterr().err
   assert not os.path.exists(tmp_path / "r")
+
+
+def test_the_ledger_keeps_finished_seeds_across_machines(tmp_path, monkeypatch, capsys):
+  """Seeds in the ledger are not trained again, even with their workdirs gone; a new seed is added
+  the moment it finishes; a ledger written for other result-changing overrides is refused."""
+  monkeypatch.chdir(tmp_path)
+  ledger = str(tmp_path / "results" / "ring.json")
+  base = ["--config", os.path.join(REPO, "configs", "toy_ring.py"), "--metric", "d_loss",
+          "--ledger", ledger, "--config.num_steps=4", "--config.log_every=2", "--config.film_every=0",
+          "--config.checkpoint_every=4", "--config.progress=False"]
+  assert bench_seeds.main(base + ["--seeds", "0", "--root", str(tmp_path / "a")]) == 0
+  kept = json.load(open(ledger))
+  assert kept["config"] == os.path.join("configs", "toy_ring.py") and kept["metric"] == "d_loss"
+  assert kept["overrides"] == ["--config.film_every=0", "--config.num_steps=4"]
+  assert list(kept["seeds"]) == ["0"] and kept["seeds"]["0"]["last_step"] == 4
+  capsys.readouterr()
+  # another machine: no workdirs, a bookkeeping override changed; only seed 1 trains
+  other = [a for a in base if a != "--config.checkpoint_every=4"] + ["--config.checkpoint_every=2"]
+  assert bench_seeds.main(other + ["--seeds", "0-1", "--root", str(tmp_path / "b")]) == 0
+  out = capsys.readouterr().out
+  assert out.count("$ ") == 1 and "--config.seed=1" in out and not os.path.exists(tmp_path / "b" / "seed_0")
+  kept2 = json.load(open(ledger))
+  assert kept2["seeds"]["0"] == kept["seeds"]["0"] and set(kept2["seeds"]) == {"0", "1"}
+  summary = json.load(open(tmp_path / "b" / "summary.json"))
+  assert summary["n"] == 2 and summary["mean"] == pytest.approx(
+      (kept2["seeds"]["0"]["value"] + kept2["seeds"]["1"]["value"]) / 2)
+  with pytest.raises(SystemExit) as e:  # a result-changing override differs
+    bench_seeds.main(base + ["--seeds", "0", "--root", str(tmp_path / "c"), "--config.learning_rate=1"])
+  assert e.value.code == 2 and "holds overrides" in capsys.readouterr().err
+  assert json.load(open(ledger)) == kept2 and not os.path.exists(tmp_path / "c")
