@@ -134,6 +134,9 @@ def report(results: dict[int, dict], summary: dict) -> str:
   return "\n".join(lines)
 
 
+# What a seed's result is, in the ledger and in summary.json.
+RESULT_KEYS = ("num_steps", "last_step", "value", "value_step")
+
 # Overrides that change what a run writes and when, not what it computes.
 BOOKKEEPING = ("progress", "checkpoint_every", "keep_checkpoints", "log_every", "sample_every",
                "num_samples")
@@ -152,8 +155,15 @@ def load_ledger(path: str, config: str, metric: str, overrides: list[str]) -> di
           "overrides": result_overrides(overrides)}
   if not os.path.exists(path):
     return want | {"seeds": {}}
-  with open(path) as f:
-    ledger = json.load(f)
+  try:
+    with open(path) as f:
+      ledger = json.load(f)
+  except json.JSONDecodeError as e:
+    raise ValueError(f"--ledger {path} is not valid JSON ({e}); restore it from git "
+                     f"(git checkout -- {path}) or give another file") from None
+  if not isinstance(ledger.get("seeds") if isinstance(ledger, dict) else None, dict):
+    raise ValueError(f"--ledger {path} has no 'seeds' object: it is not a bench_seeds ledger; "
+                     f"give another file")
   for key, value in want.items():
     if ledger.get(key) != value:
       raise ValueError(f"--ledger {path} holds {key} {ledger.get(key)!r}, not this run's {value!r}; "
@@ -177,13 +187,13 @@ def ledger_entry(result: dict) -> dict:
                             text=True, check=True).stdout.strip()
   except (OSError, subprocess.CalledProcessError):
     commit = None
-  return {k: result[k] for k in ("num_steps", "last_step", "value", "value_step")} | {
+  return {k: result[k] for k in RESULT_KEYS} | {
       "commit": commit, "date": time.strftime("%Y-%m-%d")}
 
 
 def from_ledger(entry: dict) -> dict:
   """A ledger entry as :func:`seed_result` gives a finished run."""
-  return {"workdir": None, **{k: entry[k] for k in ("num_steps", "last_step", "value", "value_step")}}
+  return {"workdir": None, **{k: entry[k] for k in RESULT_KEYS}}
 
 
 def train_seed(config: str, workdir: str, seed: int, overrides: list[str]) -> int:
@@ -254,7 +264,7 @@ def main(argv=None) -> int:
       write_ledger(args.ledger, ledger)
 
   summary = summarize(results, args.metric, target)
-  summary["per_seed"] = {s: {k: r[k] for k in ("last_step", "num_steps", "value", "value_step")}
+  summary["per_seed"] = {s: {k: r[k] for k in RESULT_KEYS}
                          for s, r in results.items()}
   os.makedirs(root, exist_ok=True)
   with open(os.path.join(root, "summary.json"), "w") as f:

@@ -123,3 +123,10 @@ def test_the_ledger_keeps_finished_seeds_across_machines(tmp_path, monkeypatch, 
     bench_seeds.main(base + ["--seeds", "0", "--root", str(tmp_path / "c"), "--config.learning_rate=1"])
   assert e.value.code == 2 and "holds overrides" in capsys.readouterr().err
   assert json.load(open(ledger)) == kept2 and not os.path.exists(tmp_path / "c")
+  broken = tmp_path / "broken.json"
+  broken.write_text('{"seeds": {"0": ')  # a write cut short, or a bad merge
+  with pytest.raises(ValueError, match="not valid JSON"):
+    bench_seeds.load_ledger(str(broken), os.path.join(REPO, "configs", "toy_ring.py"), "d_loss", [])
+  broken.write_text('[1, 2]')
+  with pytest.raises(ValueError, match="no 'seeds' object"):
+    bench_seeds.load_ledger(str(broken), os.path.join(REPO, "configs", "toy_ring.py"), "d_loss", [])
