@@ -40,7 +40,8 @@ def _mean(x: Array) -> Array:
   return jnp.mean(x.astype(jnp.float32))
 
 
-def bce_discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
+def bce_discriminator_loss(real_logits: Array, fake_logits: Array,
+                           label_smoothing: float = 0.0) -> Array:
   r"""Binary cross-entropy discriminator loss (Goodfellow et al., 2014).
 
   .. math::
@@ -49,8 +50,17 @@ def bce_discriminator_loss(real_logits: Array, fake_logits: Array) -> Array:
 
   using ``1 - sigmoid(t) = sigmoid(-t)``. Shared by the minimax and the
   non-saturating game: they differ only in the generator's loss.
+
+  ``label_smoothing`` = s > 0 is one-sided label smoothing (Salimans et al.,
+  2016, sec. 3.4; TF-GAN's argument of the same name): the real examples'
+  target is 1 - s, the fakes' stays 0, so D gains nothing from real logits
+  beyond :math:`\log((1 - s) / s)`. The real term becomes
+  :math:`-\mathbb{E}[(1 - s)\log\sigma(d_r) + s\log\sigma(-d_r)]`.
   """
-  return -_mean(jax.nn.log_sigmoid(real_logits)) - _mean(jax.nn.log_sigmoid(-fake_logits))
+  real = jax.nn.log_sigmoid(real_logits)
+  if label_smoothing:
+    real = (1.0 - label_smoothing) * real + label_smoothing * jax.nn.log_sigmoid(-real_logits)
+  return -_mean(real) - _mean(jax.nn.log_sigmoid(-fake_logits))
 
 
 def minimax_generator_loss(fake_logits: Array) -> Array:

@@ -294,8 +294,8 @@ def scan_unroll(n: int) -> int:
 def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
                   axis_name: str | None = None, n_critic: int = 1, reuse_fakes: bool = True,
                   class_weight: float = 1.0, fake_class_weight: float = 1.0,
-                  unsupervised_weight: float = 0.5,
-                  feature_matching: bool = True, **d_options: Any) -> tuple[GANState, Metrics]:
+                  unsupervised_weight: float = 0.5, feature_matching: bool = True,
+                  label_smoothing: float = 0.0, **d_options: Any) -> tuple[GANState, Metrics]:
   """``n_critic`` D updates, then one G update (against the updated D).
 
   With ``n_critic == 1`` and ``reuse_fakes`` (the default) G's update reuses
@@ -315,14 +315,18 @@ def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   Label-aware families (the discriminator's ``family``, :func:`family_of`):
   a conditional GAN runs this same step with labels (see :func:`d_step_fn`);
   ACGAN runs :func:`acgan_step_fn` (``class_weight``, ``fake_class_weight``) and the semi-supervised
-  GAN :func:`sgan_step_fn` (``unsupervised_weight``, ``feature_matching``).
+  GAN :func:`sgan_step_fn` (``unsupervised_weight``, ``feature_matching``, ``label_smoothing``).
   """
   family = family_of(state)
+  if label_smoothing and family != "sgan":
+    raise ValueError(f"label_smoothing is an option of the semi-supervised GAN step, not of the "
+                     f"{family} step; leave it at 0")
   if family in FAMILY_STEPS:
     return _family_step(state, batch, family, loss=loss, axis_name=axis_name, n_critic=n_critic,
                         class_weight=class_weight, fake_class_weight=fake_class_weight,
                         unsupervised_weight=unsupervised_weight,
-                        feature_matching=feature_matching, d_options=d_options)
+                        feature_matching=feature_matching, label_smoothing=label_smoothing,
+                        d_options=d_options)
   if n_critic == 1 and reuse_fakes:
     return reused_fakes_step_fn(state, batch, loss=loss, axis_name=axis_name, **d_options)
   if n_critic == 1:
@@ -429,7 +433,7 @@ def _noise_rngs(state: GANState, axis_name: str | None):
 
 def sgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
                  axis_name: str | None = None, unsupervised_weight: float = 0.5,
-                 feature_matching: bool = True) -> tuple[GANState, Metrics]:
+                 feature_matching: bool = True, label_smoothing: float = 0.0) -> tuple[GANState, Metrics]:
   """One semi-supervised GAN update (Salimans et al., 2016, sec. 5): D, then G with fresh noise.
 
   The batch holds unlabelled images ``image`` ``[B, ...]`` and a labelled
@@ -443,7 +447,10 @@ def sgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   with ``L_unsup`` the GAN objective ``loss`` on the ``log Z`` logits (for
   ``"nonsaturating"`` exactly :func:`jaxgan.losses.sgan_unsupervised_loss`;
   Salimans et al.'s code has the weight 1/2). ``unsupervised_weight = 0`` is
-  the supervised-only baseline (D never sees a fake). G (fresh noise from the
+  the supervised-only baseline (D never sees a fake). ``label_smoothing`` = s
+  sets the unlabelled real images' target to 1 - s (one-sided label
+  smoothing, Salimans et al., 2016, sec. 3.4;
+  :func:`jaxgan.losses.bce_discriminator_loss`; cross-entropy objectives only). G (fresh noise from the
   G stream) then minimises, through the updated D, the feature-matching loss
   (:func:`jaxgan.losses.feature_matching_loss`, D's last hidden layer on the
   unlabelled batch, or on ``matching_image`` when the batch holds one, vs the
@@ -462,7 +469,9 @@ def sgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
     (unl_logits, _), stats = state.discriminate(unlabeled, stats, d_params=d_params, rngs=rngs(1))
     (fake_logits, _), stats = state.discriminate(fake, stats, d_params=d_params, rngs=rngs(2))
     sup = losses.sgan_supervised_loss(lab_logits, label)
-    unsup = losses.discriminator_loss(loss, losses.sgan_log_z(unl_logits), losses.sgan_log_z(fake_logits))
+    smooth = {"label_smoothing": label_smoothing} if label_smoothing else {}
+    unsup = losses.discriminator_loss(loss, losses.sgan_log_z(unl_logits), losses.sgan_log_z(fake_logits),
+                                      **smooth)
     return sup + unsupervised_weight * unsup, (stats, lab_logits, unl_logits, fake_logits, sup, unsup)
 
   (d_loss, (stats, lab_logits, unl_logits, fake_logits, sup, unsup)), grads = jax.value_and_grad(
@@ -500,7 +509,7 @@ def sgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
 
 def _family_step(state: GANState, batch: Batch, family: str, *, loss: str, axis_name, n_critic: int,
                  class_weight: float, fake_class_weight: float, unsupervised_weight: float,
-                 feature_matching: bool,
+                 feature_matching: bool, label_smoothing: float,
                  d_options: dict[str, Any]) -> tuple[GANState, Metrics]:
   if n_critic != 1:
     raise ValueError(f"the {family} step makes one D and one G update; set n_critic=1")
@@ -511,7 +520,8 @@ def _family_step(state: GANState, batch: Batch, family: str, *, loss: str, axis_
     return acgan_step_fn(state, batch, loss=loss, axis_name=axis_name, class_weight=class_weight,
                          fake_class_weight=fake_class_weight)
   return sgan_step_fn(state, batch, loss=loss, axis_name=axis_name,
-                      unsupervised_weight=unsupervised_weight, feature_matching=feature_matching)
+                      unsupervised_weight=unsupervised_weight, feature_matching=feature_matching,
+                      label_smoothing=label_smoothing)
 
 
 def _d_options(gp_weight: float, gp_one_sided: bool, r1_weight: float,
@@ -566,7 +576,7 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
                     clip: float | None = None, began_gamma: float = 0.5,
                     began_lambda_k: float = 0.001, class_weight: float = 1.0,
                     fake_class_weight: float = 1.0, unsupervised_weight: float = 0.5,
-                    feature_matching: bool = True) -> Step:
+                    feature_matching: bool = True, label_smoothing: float = 0.0) -> Step:
   """Jitted fused step: ``n_critic`` D updates then one G update.
 
   ``donate=True`` lets XLA reuse the input state's buffers (the caller must
@@ -578,8 +588,8 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
   WGAN: ``make_train_step("wasserstein", n_critic=5, clip=0.01)``; WGAN-GP:
   ``make_train_step("wasserstein", n_critic=5, gp_weight=10.0)``.
   The family is read from the state's discriminator (:func:`family_of`);
-  ``class_weight`` and ``fake_class_weight`` (ACGAN), ``unsupervised_weight`` and ``feature_matching``
-  (semi-supervised GAN) are described in :func:`acgan_step_fn` and
+  ``class_weight`` and ``fake_class_weight`` (ACGAN), ``unsupervised_weight``, ``feature_matching``
+  and ``label_smoothing`` (semi-supervised GAN) are described in :func:`acgan_step_fn` and
   :func:`sgan_step_fn`.
   """
   if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
@@ -588,11 +598,17 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
                       ("unsupervised_weight", unsupervised_weight)):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
       raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+  if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+      or not 0 <= label_smoothing < 0.5:
+    raise ValueError(f"label_smoothing must be in [0, 0.5) (0 = none), got {label_smoothing!r}")
+  if label_smoothing and losses.LOSSES.get(loss, (None,))[0] is not losses.bce_discriminator_loss:
+    raise ValueError(f"label_smoothing needs a cross-entropy objective ('nonsaturating' or "
+                     f"'minimax'), not {loss!r}")
   return _make(train_step_fn, loss, axis_name, jit, donate, n_critic=n_critic,
                reuse_fakes=bool(reuse_fakes), class_weight=float(class_weight),
                fake_class_weight=float(fake_class_weight),
                unsupervised_weight=float(unsupervised_weight),
-               feature_matching=bool(feature_matching),
+               feature_matching=bool(feature_matching), label_smoothing=float(label_smoothing),
                **_d_options(gp_weight, gp_one_sided, r1_weight, clip, began_gamma, began_lambda_k))
 
 

@@ -332,6 +332,16 @@ def test_sgan_step_moves_both_networks_and_the_baseline_ignores_the_fakes():
   assert not _leaves_equal(new.d_params, full2.d_params)
 
 
+def test_sgan_label_smoothing_changes_only_the_unsupervised_term():
+  state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
+  _, plain = jaxgan.make_train_step(jit=False)(state, _sgan_batch())
+  _, smooth = jaxgan.make_train_step(jit=False, label_smoothing=0.1)(state, _sgan_batch())
+  assert float(smooth["d_sup_loss"]) == pytest.approx(float(plain["d_sup_loss"]), rel=1e-6)
+  # The same logits (same state, batch and noise): the real term gains 0.1 x mean log Z(real).
+  assert float(smooth["d_unsup_loss"]) != pytest.approx(float(plain["d_unsup_loss"]), rel=1e-4)
+  assert float(smooth["d_real_prob"]) == pytest.approx(float(plain["d_real_prob"]), rel=1e-6)
+
+
 def test_sgan_test_predictions_are_the_noiseless_argmax_in_any_batching():
   state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
   images = np.asarray(_images(7, (4, 4, 1), seed=5))
@@ -478,6 +488,14 @@ def test_family_steps_refuse_options_they_do_not_support():
   state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
   with pytest.raises(ValueError, match="gp_weight"):
     jaxgan.make_train_step(jit=False, gp_weight=10.0)(state, _sgan_batch())
+  with pytest.raises(ValueError, match="label_smoothing needs a cross-entropy objective"):
+    jaxgan.make_train_step("hinge", label_smoothing=0.1)
+  with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 0.5\)"):
+    jaxgan.make_train_step(label_smoothing=0.5)
+  acgan = _state("acgan", (4, 4, 1), {"features": (4,)}, {"body": "mlp", "hidden": (8,)})
+  with pytest.raises(ValueError, match="label_smoothing is an option of the semi-supervised GAN"):
+    jaxgan.make_train_step(jit=False, label_smoothing=0.1)(acgan, {"image": _images(4, (4, 4, 1)),
+                                                                   "label": jnp.arange(4)})
   with pytest.raises(ValueError, match="class_weight"):
     jaxgan.make_train_step(jit=False, class_weight=-1.0)
 
@@ -590,7 +608,14 @@ def test_bad_label_aware_configs_are_one_clear_error():
   assert conditional_hooks.step_options(acgan) == {"class_weight": 1.0, "fake_class_weight": 1.0}
   assert conditional_hooks.step_options(load_config("acgan_fmnist"))["fake_class_weight"] == 0.0
   assert conditional_hooks.step_options(load_config("sgan_mnist")) == {
-      "unsupervised_weight": 0.5, "feature_matching": True}
+      "unsupervised_weight": 0.5, "feature_matching": True, "label_smoothing": 0.0}
+  sgan = load_config("sgan_mnist")
+  sgan.sgan.label_smoothing = 0.5
+  with pytest.raises(ConfigError, match=r"sgan.label_smoothing must be in \[0, 0.5\)"):
+    conditional_hooks.check_family(sgan, 10)
+  sgan.sgan.label_smoothing, sgan.loss = 0.1, "hinge"
+  with pytest.raises(ConfigError, match="set it to 0 .or use --config.loss=nonsaturating"):
+    conditional_hooks.check_family(sgan, 10)
 
 
 def test_sample_labels_and_label_out_of_range():

@@ -24,6 +24,21 @@ def test_bce_discriminator_loss_matches_hand_computation():
     assert float(got) == pytest.approx(expected, rel=1e-6)
 
 
+def test_one_sided_label_smoothing_by_hand():
+  # Real target 0.9, fakes' target 0 (Salimans et al., 2016, sec. 3.4).
+  expected = (-np.mean([0.9 * math.log(_sig(t)) + 0.1 * math.log(1 - _sig(t)) for t in REAL])
+              - np.mean([math.log(1 - _sig(t)) for t in FAKE]))
+  got = losses.discriminator_loss("nonsaturating", jnp.array(REAL), jnp.array(FAKE), label_smoothing=0.1)
+  assert float(got) == pytest.approx(expected, rel=1e-6)
+  # The smoothed real term is the plain one plus 0.1 x the mean real logit: D is no longer paid
+  # for pushing real logits to +inf (the smoothed loss has its optimum at logit log 9).
+  plain = losses.bce_discriminator_loss(jnp.array(REAL), jnp.array(FAKE))
+  assert float(got) == pytest.approx(float(plain) + 0.1 * np.mean(REAL), rel=1e-6)
+  grad = jax.grad(lambda r: losses.bce_discriminator_loss(r, jnp.array(FAKE), label_smoothing=0.1))
+  assert float(grad(jnp.array([math.log(9.0)]))[0]) == pytest.approx(0.0, abs=1e-6)
+  assert float(grad(jnp.array([5.0]))[0]) > 0
+
+
 def test_generator_losses_match_hand_computation():
   ns = -np.mean([math.log(_sig(t)) for t in FAKE])
   mm = np.mean([math.log(1 - _sig(t)) for t in FAKE])
