@@ -5,8 +5,9 @@
 
 Seed ``s`` trains ``python train.py --config CONFIG --workdir ROOT/seed_s --config.seed=s``
 (plus the ``--config.`` overrides given here), one seed after another, each in its own process,
-exactly as a user would run it. A seed whose run has reached its ``num_steps`` is not trained
-again, and an unfinished one resumes from its latest checkpoint (``train.py``'s own resume), so
+exactly as a user would run it. A seed whose run has reached the protocol's ``num_steps`` (the
+recipe's, or ``--config.num_steps=``) is not trained again, and an unfinished one, or one that
+was run for fewer steps, resumes from its latest checkpoint (``train.py``'s own resume), so
 the protocol can be stopped (Ctrl-C saves a checkpoint) and continued later, in any order of
 seeds. ``--report_only`` trains nothing and summarises what is there.
 
@@ -28,6 +29,7 @@ the recipe has one, the labelled subset (``sgan.labels_per_class``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import operator
@@ -86,6 +88,19 @@ def seed_result(workdir: str, metric: str) -> dict:
         if metric in record and record[metric] is not None:
           out["value"], out["value_step"] = float(record[metric]), step
   return out
+
+
+def protocol_steps(config: str, overrides: list[str]) -> int:
+  """The ``num_steps`` every seed of the protocol runs: ``--config.num_steps=`` if given, else the
+  recipe's own."""
+  for o in overrides:
+    key, _, value = o.partition("=")
+    if key == "--config.num_steps":
+      return int(value)
+  spec = importlib.util.spec_from_file_location("recipe", config)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return int(module.get_config().num_steps)
 
 
 def finished(result: dict) -> bool:
@@ -241,6 +256,10 @@ def main(argv=None) -> int:
     except ValueError as e:
       parser.error(str(e))
 
+  try:
+    num_steps = protocol_steps(args.config, rest)
+  except ValueError as e:
+    parser.error(f"--config.num_steps must be an integer: {e}")
   results = {}
   for s in seeds:
     workdir = os.path.join(root, f"seed_{s}")
@@ -248,6 +267,16 @@ def main(argv=None) -> int:
       results[s] = from_ledger(ledger["seeds"][str(s)])
       continue
     results[s] = seed_result(workdir, args.metric)
+    ran = results[s]["num_steps"]
+    if ran is not None and ran > num_steps:
+      print(f"error: seed {s}'s workdir {workdir} was run for {ran} steps, more than this "
+            f"protocol's {num_steps}; give another --root (or the same --config.num_steps)",
+            file=sys.stderr)
+      return 2
+    if ran is not None and ran < num_steps:  # a shorter run of the seed: train.py resumes it
+      print(f"seed {s}: its workdir was run for {ran} steps, this protocol runs {num_steps}: "
+            f"{'unfinished' if args.report_only else 'resuming it'}", flush=True)
+      results[s]["num_steps"] = num_steps
     if not (args.report_only or finished(results[s])):
       code = train_seed(args.config, workdir, s, rest)
       if code:

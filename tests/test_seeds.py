@@ -57,6 +57,25 @@ def test_the_summary_covers_finished_seeds_only(tmp_path):
   assert "| 3 | 10 / 30 | 0.001 (10) (unfinished) |" in text and "2 of 3 seeds, mean meets it" in text
 
 
+def test_a_shorter_run_of_a_seed_is_not_taken_for_the_protocols(tmp_path, capsys):
+  # seed_0 ran the whole recipe, seed_1 a 7-step run (as a user's quick look): only seed 0 counts.
+  _run(str(tmp_path / "seed_0"), 30, [{"step": 30, "test_error": 0.02}])
+  _run(str(tmp_path / "seed_1"), 7, [{"step": 7, "test_error": 0.04}])
+  args = ["--config", os.path.join(REPO, "configs", "sgan_mnist.py"), "--seeds", "0,1",
+          "--metric", "test_error", "--root", str(tmp_path), "--report_only"]
+  assert bench_seeds.main(args + ["--config.num_steps=30"]) == 0
+  out = capsys.readouterr().out
+  assert "seed 1: its workdir was run for 7 steps, this protocol runs 30: unfinished" in out
+  assert "| 1 | 7 / 30 | 0.04 (7) (unfinished) |" in out
+  summary = json.load(open(tmp_path / "summary.json"))
+  assert summary["seeds"] == [0] and summary["unfinished"] == [1]
+  # Without the override the protocol is the recipe's own length (30,000 steps): neither counts.
+  assert bench_seeds.protocol_steps(args[1], []) == 30000
+  # A workdir run longer than the protocol is refused, not silently read at another step.
+  assert bench_seeds.main(args + ["--config.num_steps=5"]) == 2
+  assert "was run for 30 steps, more than this protocol's 5" in capsys.readouterr().err
+
+
 def test_each_seed_trains_once_with_its_own_seed_and_resumes(tmp_path, monkeypatch, capsys):
   """Two seeds of the 2-D ring through train.py; a second call trains nothing and reports the same."""
   monkeypatch.chdir(tmp_path)
