@@ -206,7 +206,8 @@ def _lookup(kind: str):
 def discriminator_loss(kind: str, real_logits: Array, fake_logits: Array, **kwargs) -> Array:
   """Discriminator loss of the objective ``kind`` (see :data:`LOSSES`).
 
-  ``kwargs`` go to the loss (only ``"began"`` takes one: ``k``).
+  ``kwargs`` go to the loss: ``k`` for ``"began"``, ``label_smoothing`` for
+  the cross-entropy objectives (``"nonsaturating"``, ``"minimax"``).
   """
   return _lookup(kind)[0](real_logits, fake_logits, **kwargs)
 
