@@ -473,7 +473,9 @@ def test_adam_epsilon_options_and_d_ema_in_the_trainer_optimizer():
   # about lr / 100, where optax's default (eps outside) moves by about lr.
   grads = {"w": jnp.full(3, 1e-6)}
   step = lambda tx: float(tx.update(grads, tx.init(params), params)[0]["w"][0])
-  assert abs(step(g_tx)) == pytest.approx(3e-3 * 1e-6 / np.sqrt(1e-12 + 1e-8), rel=1e-3)
+  # G runs at its own rate (1e-3; D at 3e-3).
+  assert config.g_learning_rate == 1e-3 and config.learning_rate == 3e-3
+  assert abs(step(g_tx)) == pytest.approx(1e-3 * 1e-6 / np.sqrt(1e-12 + 1e-8), rel=1e-3)
   assert abs(step(optax.adam(3e-3, b1=0.5))) == pytest.approx(3e-3, rel=1e-2)
   config.adam_eps = 0.0
   config.adam_eps_root = 0.0
