@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgan import models, viz
+from jaxgan import losses, models, viz
 from jaxgan.ema import ema_params
 from jaxgan.errors import ConfigError
 from jaxgan.hooks import Hook, SampleGrid, fixed_noise
@@ -112,7 +112,7 @@ def check_family(config: ml_collections.ConfigDict, num_classes: int | None = No
     if not smoothing < 0.5:
       raise ConfigError(f"config.sgan.label_smoothing must be in [0, 0.5) (0 = none; 0.1 makes the "
                         f"real target 0.9, Salimans et al.'s one-sided smoothing), got {smoothing!r}")
-    if smoothing and config.loss not in ("nonsaturating", "minimax"):
+    if smoothing and config.loss not in losses.CROSS_ENTROPY_LOSSES:
       raise ConfigError(f"config.sgan.label_smoothing smooths a cross-entropy objective; with "
                         f"config.loss={config.loss!r} set it to 0 (or use --config.loss=nonsaturating)")
     for key in ("feature_matching", "matching_batch"):

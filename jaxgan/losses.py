@@ -194,6 +194,9 @@ LOSSES: dict[str, tuple[Callable[[Array, Array], Array], Callable[[Array], Array
     "began": (began_discriminator_loss, began_generator_loss),   # on auto-encoder energies
 }
 
+# The objectives whose D loss is the cross-entropy (the ones ``label_smoothing`` applies to).
+CROSS_ENTROPY_LOSSES = tuple(k for k, (d_loss, _) in LOSSES.items() if d_loss is bce_discriminator_loss)
+
 
 def _lookup(kind: str):
   try:

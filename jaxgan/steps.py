@@ -601,9 +601,9 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
   if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
       or not 0 <= label_smoothing < 0.5:
     raise ValueError(f"label_smoothing must be in [0, 0.5) (0 = none), got {label_smoothing!r}")
-  if label_smoothing and losses.LOSSES.get(loss, (None,))[0] is not losses.bce_discriminator_loss:
-    raise ValueError(f"label_smoothing needs a cross-entropy objective ('nonsaturating' or "
-                     f"'minimax'), not {loss!r}")
+  if label_smoothing and loss not in losses.CROSS_ENTROPY_LOSSES:
+    raise ValueError(f"label_smoothing needs a cross-entropy objective "
+                     f"{losses.CROSS_ENTROPY_LOSSES}, not {loss!r}")
   return _make(train_step_fn, loss, axis_name, jit, donate, n_critic=n_critic,
                reuse_fakes=bool(reuse_fakes), class_weight=float(class_weight),
                fake_class_weight=float(fake_class_weight),
