@@ -9,7 +9,9 @@ exactly as a user would run it. A seed whose run has reached the protocol's ``nu
 recipe's, or ``--config.num_steps=``) is not trained again, and an unfinished one, or one that
 was run for fewer steps, resumes from its latest checkpoint (``train.py``'s own resume), so
 the protocol can be stopped (Ctrl-C saves a checkpoint) and continued later, in any order of
-seeds. ``--report_only`` trains nothing and summarises what is there.
+seeds. A workdir whose run is not of this protocol is refused (exit 2), never resumed: its
+``config.json`` differs from the recipe plus the overrides in a key that changes results, or
+its ``config_changes.jsonl`` shows it was resumed under another config. ``--report_only`` trains nothing and summarises what is there.
 
 ``--ledger FILE`` keeps the finished seeds in a JSON file meant to be committed, so that a
 protocol too long for one machine can be spread over several: each seed is written there the
@@ -29,7 +31,6 @@ the recipe has one, the labelled subset (``sgan.labels_per_class``).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import math
 import operator
@@ -40,6 +41,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO)  # this checkout's jaxgan, whatever is installed
 _OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 
 
@@ -93,14 +95,7 @@ def seed_result(workdir: str, metric: str) -> dict:
 def protocol_steps(config: str, overrides: list[str]) -> int:
   """The ``num_steps`` every seed of the protocol runs: ``--config.num_steps=`` if given, else the
   recipe's own."""
-  for o in overrides:
-    key, _, value = o.partition("=")
-    if key == "--config.num_steps":
-      return int(value)
-  spec = importlib.util.spec_from_file_location("recipe", config)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return int(module.get_config().num_steps)
+  return int(seed_config(config, overrides, 0).num_steps)
 
 
 def finished(result: dict) -> bool:
@@ -152,9 +147,49 @@ def report(results: dict[int, dict], summary: dict) -> str:
 # What a seed's result is, in the ledger and in summary.json.
 RESULT_KEYS = ("num_steps", "last_step", "value", "value_step")
 
+
 # Overrides that change what a run writes and when, not what it computes.
 BOOKKEEPING = ("progress", "checkpoint_every", "keep_checkpoints", "log_every", "sample_every",
-               "num_samples")
+               "num_samples", "eval_cache_dir", "data.data_dir", "data.manual_dir")
+
+
+def seed_config(config: str, overrides: list[str], seed: int):
+  """The config ``train.py --config CONFIG --config.seed=SEED OVERRIDES`` trains (ml_collections'
+  own override parsing, on a private flag registry)."""
+  from absl import flags
+  from ml_collections import config_flags
+  argv = ["train.py", "--config", config, *overrides, f"--config.seed={seed}"]
+  registry = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "recipe", flag_values=registry, lock_config=True,
+                                  sys_argv=argv)
+  registry(argv)
+  return registry.config
+
+
+def workdir_mismatch(workdir: str, want) -> str | None:
+  """Why ``workdir``'s run is not a run of config ``want`` (None when it is): a result-changing
+  key of its ``config.json`` differs (``num_steps`` aside: a shorter run resumes), or the run was
+  resumed under another config at some step (its ``config_changes.jsonl``)."""
+  from jaxgan import config as config_lib  # imports JAX: only when a workdir is read
+  ignore = config_lib.BOOKKEEPING_KEYS + ("num_steps",)
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    changes = config_lib.changed_keys(json.load(f), want, ignore)
+  if changes:
+    return "its run's config differs: " + "; ".join(
+        f"{k} {a!r} there, {b!r} here" for k, (a, b) in changes.items())
+  history = os.path.join(workdir, "config_changes.jsonl")
+  if os.path.exists(history):
+    with open(history) as f:
+      for line in f:
+        record = json.loads(line)
+        changed = {k: v for k, v in record["changes"].items() if k not in ignore}
+        if changed:
+          return (f"its run was resumed at step {record['step']} under another config ("
+                  + ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()) + ")")
+  return None
 
 
 def result_overrides(overrides: list[str]) -> list[str]:
@@ -256,10 +291,13 @@ def main(argv=None) -> int:
     except ValueError as e:
       parser.error(str(e))
 
+  from absl import flags
   try:
     num_steps = protocol_steps(args.config, rest)
-  except ValueError as e:
-    parser.error(f"--config.num_steps must be an integer: {e}")
+  except (AttributeError, KeyError) as e:
+    parser.error(f"an override names a key the recipe does not have: {e}")
+  except flags.Error as e:
+    parser.error(str(e))
   results = {}
   for s in seeds:
     workdir = os.path.join(root, f"seed_{s}")
@@ -267,6 +305,11 @@ def main(argv=None) -> int:
       results[s] = from_ledger(ledger["seeds"][str(s)])
       continue
     results[s] = seed_result(workdir, args.metric)
+    why = workdir_mismatch(workdir, seed_config(args.config, rest, s))
+    if why:
+      print(f"error: seed {s}'s workdir {workdir} is not a run of this protocol: {why}. Move it "
+            f"away (or give another --root) and run again", file=sys.stderr)
+      return 2
     ran = results[s]["num_steps"]
     if ran is not None and ran > num_steps:
       print(f"error: seed {s}'s workdir {workdir} was run for {ran} steps, more than this "

@@ -113,6 +113,50 @@ def override(config: ml_collections.ConfigDict, overrides) -> ml_collections.Con
   return config
 
 
+# Keys that change what a run writes, when, and where it reads from, not what it computes: a run
+# resumed (or a seed protocol repeated) with other values of these is still the same experiment.
+BOOKKEEPING_KEYS = ("progress", "checkpoint_every", "keep_checkpoints", "log_every", "sample_every",
+                    "num_samples", "eval_cache_dir", "data.data_dir", "data.manual_dir")
+
+
+def flat(config) -> dict:
+  """``config`` (a ConfigDict or the dict of a ``config.json``) as ``{"dotted.key": value}``, with
+  tuples as lists, so that a config and its JSON compare equal."""
+  tree = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else config
+  out = {}
+
+  def walk(node, prefix):
+    for k, v in node.items():
+      if isinstance(v, (dict, ml_collections.ConfigDict)):
+        walk(v, f"{prefix}{k}.")
+      else:
+        out[prefix + k] = _jsonable(v)
+  walk(tree, "")
+  return out
+
+
+def changed_keys(old, new, ignore=BOOKKEEPING_KEYS) -> dict:
+  """``{"dotted.key": (old, new)}`` for the keys both configs have whose values differ, less the
+  ``ignore``d ones. A key only one side has is left out: keys are added with a default that keeps
+  the earlier behaviour, so an older run's ``config.json`` lacking one is not a difference."""
+  a, b = _effective(flat(old)), _effective(flat(new))
+  return {k: (a[k], b[k]) for k in sorted(a.keys() & b.keys())
+          if k not in ignore and a[k] != b[k]}
+
+
+def _effective(flat_config: dict) -> dict:
+  """A network's own rate of 0 means ``learning_rate``: compare the rate it trains at."""
+  for key in ("g_learning_rate", "d_learning_rate"):
+    if flat_config.get(key) == 0 and "learning_rate" in flat_config:
+      flat_config[key] = flat_config["learning_rate"]
+  return flat_config
+
+
+def describe_changes(changes: dict) -> str:
+  """``"g_learning_rate 0.003 -> 0.001, num_steps 7000 -> 30000"``."""
+  return ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items())
+
+
 _POSITIVE_INTS = ("num_steps", "batch_size", "log_every", "sample_every", "checkpoint_every",
                   "keep_checkpoints", "num_samples", "latent_dim")
 

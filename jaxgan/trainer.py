@@ -297,6 +297,26 @@ class _Best:
         json.dump(self.record, f)
 
 
+def _record_config_changes(workdir: str, config: ml_collections.ConfigDict, step: int, say) -> dict:
+  """A run resumed under another config (a longer ``num_steps``, a new learning rate ...) trains on
+  from the checkpoint with the new values: that is allowed, but it is said, and the change is
+  appended to ``config_changes.jsonl`` (``{"step", "changes": {key: [old, new]}}``) before
+  ``config.json`` is overwritten, so the run's history stays readable. Bookkeeping keys
+  (:data:`jaxgan.config.BOOKKEEPING_KEYS`) are not changes. Returns the changes."""
+  path = os.path.join(workdir, "config.json")
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return {}
+  changes = config_lib.changed_keys(saved, config)
+  if changes:
+    say(f"resuming at step {step} with a changed config: {config_lib.describe_changes(changes)}")
+    with open(os.path.join(workdir, "config_changes.jsonl"), "a") as f:
+      f.write(json.dumps({"step": step, "changes": {k: list(v) for k, v in changes.items()}}) + "\n")
+  return changes
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
   """Trains (or resumes) the GAN of ``config`` in ``workdir``; returns the final state."""
   config_lib.validate(config)
@@ -337,6 +357,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     raise
   best = _Best(workdir, main) if any(isinstance(h, Evaluate) for h in hooks) else None
   if main:
+    if resumed_from is not None:
+      _record_config_changes(workdir, config, start, say)
     with open(os.path.join(workdir, "config.json"), "w") as f:
       f.write(config.to_json(indent=2))
 

@@ -64,6 +64,7 @@ def test_train_py_end_to_end_on_real_fashion_mnist(tmp_path, real_data_dir):
                  f"--config.data.data_dir={real_data_dir}", "--config.num_steps=4")
   assert again.returncode == 0, again.stderr[-3000:]
   assert "trained steps 4 -> 4" in again.stdout
+  assert "changed config" not in again.stdout  # only bookkeeping keys (log_every ...) differ
 
 
 def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path, real_data_dir):
@@ -91,3 +92,5 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path, real_data_dir
   resumed = _train(*args[:-3], "--config.num_steps", str(saved[0] + 2))
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"trained steps {saved[0]} -> {saved[0] + 2}" in resumed.stdout
+  assert (f"resuming at step {saved[0]} with a changed config: num_steps 10000000 -> {saved[0] + 2}"
+          in resumed.stdout)

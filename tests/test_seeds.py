@@ -149,3 +149,34 @@ def test_the_ledger_keeps_finished_seeds_across_machines(tmp_path, monkeypatch, 
   broken.write_text('[1, 2]')
   with pytest.raises(ValueError, match="no 'seeds' object"):
     bench_seeds.load_ledger(str(broken), os.path.join(REPO, "configs", "toy_ring.py"), "d_loss", [])
+
+
+def test_a_workdir_of_another_recipe_or_overrides_is_refused_not_resumed(tmp_path, capsys):
+  """A seed's workdir counts (or resumes) only if its run's config is the protocol's, up to
+  bookkeeping keys and a shorter num_steps; nor may the run have been resumed under another."""
+  recipe = os.path.join(REPO, "configs", "sgan_mnist.py")
+
+  def run(seed, overrides, history=()):
+    config = bench_seeds.seed_config(recipe, ["--config.num_steps=30", *overrides], seed)
+    _run(str(tmp_path / f"seed_{seed}"), 30, [{"step": 30, "test_error": 0.01 * (seed + 1)}])
+    (tmp_path / f"seed_{seed}" / "config.json").write_text(config.to_json())
+    with open(tmp_path / f"seed_{seed}" / "config_changes.jsonl", "w") as f:
+      for step, changes in history:
+        f.write(json.dumps({"step": step, "changes": changes}) + "\n")
+
+  run(0, ["--config.progress=False", "--config.checkpoint_every=7"], [(10, {"num_steps": [10, 30]})])
+  run(1, ["--config.g_learning_rate=0.003"])                        # the recipe's G rate is 1e-3
+  run(2, [], [(10, {"sgan.label_smoothing": [0.1, 0.0]})])          # resumed under another config
+  args = ["--config", recipe, "--metric", "test_error", "--root", str(tmp_path), "--report_only",
+          "--config.num_steps=30"]
+  assert bench_seeds.main(args + ["--seeds", "0"]) == 0
+  assert "| 0 | 30 / 30 | 0.01 (30) |" in capsys.readouterr().out
+  assert bench_seeds.main(args + ["--seeds", "0-1"]) == 2
+  err = capsys.readouterr().err
+  assert "seed 1's workdir" in err and "g_learning_rate 0.003 there, 0.001 here" in err
+  assert bench_seeds.main(args + ["--seeds", "1", "--config.g_learning_rate=0.003"]) == 0
+  assert bench_seeds.main(args + ["--seeds", "2"]) == 2
+  assert "resumed at step 10 under another config (sgan.label_smoothing 0.1 -> 0.0)" in capsys.readouterr().err
+  with pytest.raises(SystemExit) as e:
+    bench_seeds.main(args + ["--seeds", "0", "--config.sgan.label_smoothin=0.1"])
+  assert e.value.code == 2 and "does not have" in capsys.readouterr().err

@@ -65,6 +65,12 @@ def test_resume_reaches_the_same_losses_as_an_uninterrupted_run(tmp_path, mock_f
   trainer.train_and_evaluate(_config(name, log_every=1, num_steps=3,
                                      decay_steps=max(decay_steps - 3, 0)), part)
   resumed = trainer.train_and_evaluate(_config(name, log_every=1, decay_steps=decay_steps), part)
+  # The resume changed num_steps (and decay_steps): recorded before config.json was overwritten.
+  changes = {"num_steps": [3, 6]} | ({"decay_steps": [1, 4]} if decay_steps else {})
+  assert [json.loads(line) for line in open(os.path.join(part, "config_changes.jsonl"))] == [
+      {"step": 3, "changes": changes}]
+  assert json.load(open(os.path.join(part, "config.json")))["num_steps"] == 6
+  assert not os.path.exists(os.path.join(full, "config_changes.jsonl"))
   a, b = read_metrics(full), read_metrics(part)
   assert [r["step"] for r in b] == [1, 2, 3, 4, 5, 6]
   for ra, rb in zip(a, b):
@@ -137,6 +143,24 @@ def test_override_sets_dotted_keys_and_refuses_unknown_ones():
   with pytest.raises(ConfigError, match="config.seed has no key 'x'"):  # a leaf is not a section
     override(config, {"seed.x": 1})
   assert config.seed == 7 and "featurs" not in config.discriminator
+
+
+def test_config_changes_compare_what_a_run_computes():
+  from jaxgan.config import BOOKKEEPING_KEYS, changed_keys, describe_changes
+  config = _config()
+  saved = json.loads(config.to_json())  # tuples come back as lists: not a change
+  assert changed_keys(saved, config) == {}
+  config.discriminator.features = (8, 8, 4)
+  config.g_learning_rate, config.num_steps = 1e-3, 9
+  config.progress, config.log_every, config.data.manual_dir = False, 1, "/elsewhere"  # bookkeeping
+  changes = changed_keys(saved, config)
+  assert changes == {"discriminator.features": (list(saved["discriminator"]["features"]), [8, 8, 4]),
+                     "g_learning_rate": (config.learning_rate, 1e-3), "num_steps": (6, 9)}
+  assert "num_steps 6 -> 9" in describe_changes(changes)
+  # A network's rate of 0 is learning_rate's; a key an older run lacks is no difference.
+  saved["g_learning_rate"], saved["d_learning_rate"] = 1e-3, config.learning_rate
+  del saved["discriminator"]["features"]
+  assert changed_keys(saved, config, ignore=BOOKKEEPING_KEYS + ("num_steps",)) == {}
 
 
 def test_unknown_model_argument_is_a_config_error():
