@@ -51,7 +51,6 @@ def get_config():
       "labeled_batch_size": 100,         # labelled examples per step (0 = batch_size)
       "unsupervised_weight": 0.5,        # Salimans et al.'s 1/2 on the real/fake terms; 0 = baseline
       "feature_matching": True,          # G matches D's last hidden layer statistics
-      "label_smoothing": 0.0,            # s > 0: one-sided smoothing, real target 1 - s
       "matching_batch": False,           # True: on an independent unlabelled batch (their trainx_unl2)
       "eval_every": 1000,                # test accuracy on the real test split (0 = off)
   })

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgan import losses, models, viz
+from jaxgan import models, viz
 from jaxgan.ema import ema_params
 from jaxgan.errors import ConfigError
 from jaxgan.hooks import Hook, SampleGrid, fixed_noise
@@ -53,8 +53,7 @@ def step_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
   if fam == "sgan":
     sgan = config.get("sgan", {})
     return {"unsupervised_weight": float(sgan.get("unsupervised_weight", 0.5)),
-            "feature_matching": bool(sgan.get("feature_matching", True)),
-            "label_smoothing": float(sgan.get("label_smoothing", 0.0))}
+            "feature_matching": bool(sgan.get("feature_matching", True))}
   return {}
 
 
@@ -107,14 +106,6 @@ def check_family(config: ml_collections.ConfigDict, num_classes: int | None = No
     _count(sgan.get("labeled_batch_size", 0), "sgan.labeled_batch_size")
     _count(sgan.get("eval_every", 0), "sgan.eval_every")
     _number(sgan.get("unsupervised_weight", 0.5), "sgan.unsupervised_weight")
-    smoothing = sgan.get("label_smoothing", 0.0)
-    _number(smoothing, "sgan.label_smoothing")
-    if not smoothing < 0.5:
-      raise ConfigError(f"config.sgan.label_smoothing must be in [0, 0.5) (0 = none; 0.1 makes the "
-                        f"real target 0.9, Salimans et al.'s one-sided smoothing), got {smoothing!r}")
-    if smoothing and config.loss not in losses.CROSS_ENTROPY_LOSSES:
-      raise ConfigError(f"config.sgan.label_smoothing smooths a cross-entropy objective; with "
-                        f"config.loss={config.loss!r} set it to 0 (or use --config.loss=nonsaturating)")
     for key in ("feature_matching", "matching_batch"):
       if not isinstance(sgan.get(key, False), bool):
         raise ConfigError(f"config.sgan.{key} must be True or False, got {sgan[key]!r}")

@@ -46,6 +46,7 @@ def base_config() -> ml_collections.ConfigDict:
   c.gp_one_sided = False            # penalise only gradient norms above 1
   c.r1_weight = 0.0                 # R1 gamma (adds gamma/2 * R1; 0 = off); no BatchNorm either
   c.clip = 0.0                      # WGAN weight clipping of D's parameters to [-clip, clip] (0 = off)
+  c.label_smoothing = 0.0           # one-sided: D's real target 1 - s (cross-entropy objectives; 0 = off)
   c.seed = 0
   # Devices (jaxgan.parallel): data-parallel over the local devices.
   c.num_devices = 0                 # 0 = all local devices; the global batch_size is split over them
@@ -246,6 +247,17 @@ def validate(config: ml_collections.ConfigDict) -> None:
       raise ConfigError(f"config.{key} must be a number >= 0 (0 = off), got {value!r}")
   if not isinstance(config.get("gp_one_sided", False), bool):
     raise ConfigError(f"config.gp_one_sided must be True or False, got {config.gp_one_sided!r}")
+  smoothing = config.get("label_smoothing", 0.0)
+  if (isinstance(smoothing, bool) or not isinstance(smoothing, (int, float))
+      or not 0 <= smoothing < 0.5):
+    raise ConfigError(f"config.label_smoothing must be in [0, 0.5) (0 = none; 0.1 makes D's real "
+                      f"target 0.9, Salimans et al.'s one-sided smoothing), got {smoothing!r}")
+  if smoothing and translation_hooks.is_translation(config):
+    raise ConfigError(f"config.label_smoothing is not supported by config.model={config.model!r} "
+                      f"(its critics train on their own objective); set it to 0")
+  if smoothing and config.loss not in losses.CROSS_ENTROPY_LOSSES:
+    raise ConfigError(f"config.label_smoothing smooths a cross-entropy objective; with "
+                      f"config.loss={config.loss!r} set it to 0 (or use --config.loss=nonsaturating)")
   if translation_hooks.is_translation(config):  # CycleGAN / StarGAN: their own checks
     translation_hooks.check_config(config)
     return
@@ -278,7 +290,8 @@ def step_options(config: ml_collections.ConfigDict) -> dict:
              "gp_weight": float(config.get("gp_weight", 0.0)),
              "gp_one_sided": bool(config.get("gp_one_sided", False)),
              "r1_weight": float(config.get("r1_weight", 0.0)),
-             "clip": clip if clip > 0 else None}
+             "clip": clip if clip > 0 else None,
+             "label_smoothing": float(config.get("label_smoothing", 0.0))}
   from jaxgan import conditional_hooks
   options.update(conditional_hooks.step_options(config))  # ACGAN / SGAN weights
   if "began" in config:

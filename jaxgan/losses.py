@@ -468,7 +468,8 @@ def class_accuracy(class_logits: Array, labels: Array) -> Array:
 def acgan_discriminator_loss(kind: str, real_source: Array, fake_source: Array,
                              real_class_logits: Array, fake_class_logits: Array,
                              real_labels: Array, fake_labels: Array,
-                             class_weight: float = 1.0, fake_class_weight: float = 1.0) -> Array:
+                             class_weight: float = 1.0, fake_class_weight: float = 1.0,
+                             **kwargs) -> Array:
   r"""ACGAN discriminator loss (Odena, Olah & Shlens, 2017, eq. 2-3), to minimise.
 
   .. math::
@@ -482,9 +483,10 @@ def acgan_discriminator_loss(kind: str, real_source: Array, fake_source: Array,
   for. ``w = class_weight`` (1 in the paper). ``w_f = fake_class_weight``
   (1 in the paper; 0 trains D's class head on real images only, as the Keras
   ACGAN example does: D then cannot learn to read the labels from the fakes'
-  own quirks, which G could satisfy without drawing the class).
+  own quirks, which G could satisfy without drawing the class). ``kwargs`` go to the
+  adversarial loss (:func:`discriminator_loss`), e.g. ``label_smoothing``.
   """
-  adv = discriminator_loss(kind, real_source, fake_source)
+  adv = discriminator_loss(kind, real_source, fake_source, **kwargs)
   return adv + class_weight * (class_cross_entropy(real_class_logits, real_labels)
                                + fake_class_weight * class_cross_entropy(fake_class_logits, fake_labels))
 

@@ -109,6 +109,7 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
               axis_name: str | None = None, gp_weight: float = 0.0, gp_one_sided: bool = False,
               r1_weight: float = 0.0, clip: float | None = None,
               began_gamma: float = 0.5, began_lambda_k: float = 0.001,
+              label_smoothing: float = 0.0,
               critic_index: jax.Array | int | None = None,
               fake: jax.Array | None = None,
               fake_label: jax.Array | None = None) -> tuple[GANState, Metrics]:
@@ -136,6 +137,9 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
     on this step's real and fake energies under the pre-update D (the paper
     updates D, G and k simultaneously from the same measurements); metrics
     ``k_t`` (the new value) and ``m_global`` (the convergence measure).
+  * ``label_smoothing`` = s (cross-entropy objectives): one-sided label
+    smoothing (Salimans et al., 2016, sec. 3.4), real target 1 - s
+    (:func:`jaxgan.losses.bce_discriminator_loss`).
 
   Penalties use D in training mode with the parameters being differentiated;
   a discriminator with BatchNorm is refused (its output for one example
@@ -167,7 +171,7 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   def loss_fn(d_params):
     real_logits, stats = state.discriminate(real, d_params=d_params, label=real_label)
     fake_logits, stats = state.discriminate(fake, stats, d_params=d_params, label=fake_label)
-    kw = {"k": state.k_t} if loss == "began" else {}
+    kw = {"k": state.k_t} if loss == "began" else _smoothing(label_smoothing)
     d_loss = losses.discriminator_loss(loss, real_logits, fake_logits, **kw)
     extra = {}
     critic = lambda x: state.discriminate(x, d_params=d_params, label=real_label)[0]
@@ -295,7 +299,7 @@ def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
                   axis_name: str | None = None, n_critic: int = 1, reuse_fakes: bool = True,
                   class_weight: float = 1.0, fake_class_weight: float = 1.0,
                   unsupervised_weight: float = 0.5, feature_matching: bool = True,
-                  label_smoothing: float = 0.0, **d_options: Any) -> tuple[GANState, Metrics]:
+                  **d_options: Any) -> tuple[GANState, Metrics]:
   """``n_critic`` D updates, then one G update (against the updated D).
 
   With ``n_critic == 1`` and ``reuse_fakes`` (the default) G's update reuses
@@ -310,23 +314,20 @@ def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   ``lax.scan``. The G update uses the last slice's batch size. D metrics are
   means over the ``k`` updates. ``d_options`` are :func:`d_step_fn`'s
   (``gp_weight``, ``gp_one_sided``, ``r1_weight``, ``clip``, ``began_gamma``,
-  ``began_lambda_k``).
+  ``began_lambda_k``, ``label_smoothing``).
 
   Label-aware families (the discriminator's ``family``, :func:`family_of`):
   a conditional GAN runs this same step with labels (see :func:`d_step_fn`);
   ACGAN runs :func:`acgan_step_fn` (``class_weight``, ``fake_class_weight``) and the semi-supervised
-  GAN :func:`sgan_step_fn` (``unsupervised_weight``, ``feature_matching``, ``label_smoothing``).
+  GAN :func:`sgan_step_fn` (``unsupervised_weight``, ``feature_matching``); both take
+  ``label_smoothing`` too.
   """
   family = family_of(state)
-  if label_smoothing and family != "sgan":
-    raise ValueError(f"label_smoothing is an option of the semi-supervised GAN step, not of the "
-                     f"{family} step; leave it at 0")
   if family in FAMILY_STEPS:
     return _family_step(state, batch, family, loss=loss, axis_name=axis_name, n_critic=n_critic,
                         class_weight=class_weight, fake_class_weight=fake_class_weight,
                         unsupervised_weight=unsupervised_weight,
-                        feature_matching=feature_matching, label_smoothing=label_smoothing,
-                        d_options=d_options)
+                        feature_matching=feature_matching, d_options=d_options)
   if n_critic == 1 and reuse_fakes:
     return reused_fakes_step_fn(state, batch, loss=loss, axis_name=axis_name, **d_options)
   if n_critic == 1:
@@ -368,7 +369,8 @@ def family_of(state: GANState) -> str:
 
 def acgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
                   axis_name: str | None = None, class_weight: float = 1.0,
-                  fake_class_weight: float = 1.0) -> tuple[GANState, Metrics]:
+                  fake_class_weight: float = 1.0,
+                  label_smoothing: float = 0.0) -> tuple[GANState, Metrics]:
   """One ACGAN update (Odena et al., 2017): D then G on the same fakes ``G(z, c)``.
 
   ``c`` is drawn uniformly (:func:`sample_labels`), ``z`` and ``c`` from the D
@@ -380,6 +382,7 @@ def acgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   :func:`reused_fakes_step_fn`). Metrics add ``d_class_acc_real`` /
   ``d_class_acc_fake`` (D's class head accuracy on the real batch and on the
   fakes w.r.t. the labels they were generated for) and the class losses.
+  ``label_smoothing`` smooths the source term's real target (as :func:`d_step_fn`).
   """
   real, real_label = batch["image"], batch["label"]
   key = step_key(state, _D_STREAM)
@@ -394,7 +397,8 @@ def acgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
     (real_s, real_c), stats = state.discriminate(real, d_params=d_params)
     (fake_s, fake_c), stats = state.discriminate(fake_d, stats, d_params=d_params)
     d_loss = losses.acgan_discriminator_loss(loss, real_s, fake_s, real_c, fake_c, real_label,
-                                             fake_label, class_weight, fake_class_weight)
+                                             fake_label, class_weight, fake_class_weight,
+                                             **_smoothing(label_smoothing))
     return d_loss, (stats, real_s, fake_s, real_c, fake_c)
 
   (d_loss, (stats, real_s, fake_s, real_c, fake_c)), grads = jax.value_and_grad(
@@ -469,9 +473,8 @@ def sgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
     (unl_logits, _), stats = state.discriminate(unlabeled, stats, d_params=d_params, rngs=rngs(1))
     (fake_logits, _), stats = state.discriminate(fake, stats, d_params=d_params, rngs=rngs(2))
     sup = losses.sgan_supervised_loss(lab_logits, label)
-    smooth = {"label_smoothing": label_smoothing} if label_smoothing else {}
     unsup = losses.discriminator_loss(loss, losses.sgan_log_z(unl_logits), losses.sgan_log_z(fake_logits),
-                                      **smooth)
+                                      **_smoothing(label_smoothing))
     return sup + unsupervised_weight * unsup, (stats, lab_logits, unl_logits, fake_logits, sup, unsup)
 
   (d_loss, (stats, lab_logits, unl_logits, fake_logits, sup, unsup)), grads = jax.value_and_grad(
@@ -509,23 +512,29 @@ def sgan_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
 
 def _family_step(state: GANState, batch: Batch, family: str, *, loss: str, axis_name, n_critic: int,
                  class_weight: float, fake_class_weight: float, unsupervised_weight: float,
-                 feature_matching: bool, label_smoothing: float,
-                 d_options: dict[str, Any]) -> tuple[GANState, Metrics]:
+                 feature_matching: bool, d_options: dict[str, Any]) -> tuple[GANState, Metrics]:
   if n_critic != 1:
     raise ValueError(f"the {family} step makes one D and one G update; set n_critic=1")
   unsupported = [k for k in ("gp_weight", "r1_weight", "clip") if d_options.get(k)]
   if unsupported:
     raise ValueError(f"{unsupported[0]} is not supported by the {family} step; set it to 0")
+  label_smoothing = d_options.get("label_smoothing", 0.0)
   if family == "acgan":
     return acgan_step_fn(state, batch, loss=loss, axis_name=axis_name, class_weight=class_weight,
-                         fake_class_weight=fake_class_weight)
+                         fake_class_weight=fake_class_weight, label_smoothing=label_smoothing)
   return sgan_step_fn(state, batch, loss=loss, axis_name=axis_name,
                       unsupervised_weight=unsupervised_weight, feature_matching=feature_matching,
                       label_smoothing=label_smoothing)
 
 
+def _smoothing(label_smoothing: float) -> dict[str, float]:
+  """The cross-entropy loss's keyword for ``label_smoothing`` (none when 0: every loss takes that)."""
+  return {"label_smoothing": label_smoothing} if label_smoothing else {}
+
+
 def _d_options(gp_weight: float, gp_one_sided: bool, r1_weight: float,
-               clip: float | None, began_gamma: float, began_lambda_k: float) -> dict[str, Any]:
+               clip: float | None, began_gamma: float, began_lambda_k: float,
+               label_smoothing: float) -> dict[str, Any]:
   for name, value in (("gp_weight", gp_weight), ("r1_weight", r1_weight)):
     if not value >= 0:
       raise ValueError(f"{name} must be >= 0, got {value!r}")
@@ -534,14 +543,21 @@ def _d_options(gp_weight: float, gp_one_sided: bool, r1_weight: float,
   if not 0 <= began_gamma <= 1 or not began_lambda_k >= 0:
     raise ValueError(f"began_gamma must be in [0, 1] and began_lambda_k >= 0, got "
                      f"{began_gamma!r}, {began_lambda_k!r}")
+  if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
+      or not 0 <= label_smoothing < 0.5:
+    raise ValueError(f"label_smoothing must be in [0, 0.5) (0 = none), got {label_smoothing!r}")
   return {"gp_weight": float(gp_weight), "gp_one_sided": bool(gp_one_sided),
           "r1_weight": float(r1_weight), "clip": None if clip is None else float(clip),
-          "began_gamma": float(began_gamma), "began_lambda_k": float(began_lambda_k)}
+          "began_gamma": float(began_gamma), "began_lambda_k": float(began_lambda_k),
+          "label_smoothing": float(label_smoothing)}
 
 
 def _make(fn, loss: str, axis_name: str | None, jit: bool, donate: bool, **options) -> Step:
   if loss not in losses.LOSSES:
     raise ValueError(f"unknown GAN loss {loss!r}; choose one of {sorted(losses.LOSSES)}")
+  if options.get("label_smoothing") and loss not in losses.CROSS_ENTROPY_LOSSES:
+    raise ValueError(f"label_smoothing needs a cross-entropy objective "
+                     f"{losses.CROSS_ENTROPY_LOSSES}, not {loss!r}")
   step = functools.partial(fn, loss=loss, axis_name=axis_name, **options)
   functools.update_wrapper(step, fn)
   if not jit:
@@ -553,14 +569,15 @@ def make_d_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
                 jit: bool = True, donate: bool = False, gp_weight: float = 0.0,
                 gp_one_sided: bool = False, r1_weight: float = 0.0,
                 clip: float | None = None, began_gamma: float = 0.5,
-                began_lambda_k: float = 0.001) -> Step:
+                began_lambda_k: float = 0.001, label_smoothing: float = 0.0) -> Step:
   """Jitted discriminator step ``(state, batch) -> (state, metrics)``.
 
-  ``gp_weight``, ``gp_one_sided``, ``r1_weight`` (R1's gamma), ``clip`` and
-  the BEGAN controls are described in :func:`d_step_fn`.
+  ``gp_weight``, ``gp_one_sided``, ``r1_weight`` (R1's gamma), ``clip``, the
+  BEGAN controls and ``label_smoothing`` are described in :func:`d_step_fn`.
   """
   return _make(d_step_fn, loss, axis_name, jit, donate,
-               **_d_options(gp_weight, gp_one_sided, r1_weight, clip, began_gamma, began_lambda_k))
+               **_d_options(gp_weight, gp_one_sided, r1_weight, clip, began_gamma, began_lambda_k,
+                            label_smoothing))
 
 
 def make_g_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
@@ -588,9 +605,10 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
   WGAN: ``make_train_step("wasserstein", n_critic=5, clip=0.01)``; WGAN-GP:
   ``make_train_step("wasserstein", n_critic=5, gp_weight=10.0)``.
   The family is read from the state's discriminator (:func:`family_of`);
-  ``class_weight`` and ``fake_class_weight`` (ACGAN), ``unsupervised_weight``, ``feature_matching``
-  and ``label_smoothing`` (semi-supervised GAN) are described in :func:`acgan_step_fn` and
-  :func:`sgan_step_fn`.
+  ``class_weight`` and ``fake_class_weight`` (ACGAN), ``unsupervised_weight`` and
+  ``feature_matching`` (semi-supervised GAN) are described in :func:`acgan_step_fn` and
+  :func:`sgan_step_fn`; ``label_smoothing`` (one-sided, cross-entropy objectives) smooths D's real
+  target in every family: ``make_train_step(label_smoothing=0.1)``.
   """
   if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
     raise ValueError(f"n_critic must be a positive integer, got {n_critic!r}")
@@ -598,18 +616,13 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
                       ("unsupervised_weight", unsupervised_weight)):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
       raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-  if isinstance(label_smoothing, bool) or not isinstance(label_smoothing, (int, float)) \
-      or not 0 <= label_smoothing < 0.5:
-    raise ValueError(f"label_smoothing must be in [0, 0.5) (0 = none), got {label_smoothing!r}")
-  if label_smoothing and loss not in losses.CROSS_ENTROPY_LOSSES:
-    raise ValueError(f"label_smoothing needs a cross-entropy objective "
-                     f"{losses.CROSS_ENTROPY_LOSSES}, not {loss!r}")
   return _make(train_step_fn, loss, axis_name, jit, donate, n_critic=n_critic,
                reuse_fakes=bool(reuse_fakes), class_weight=float(class_weight),
                fake_class_weight=float(fake_class_weight),
                unsupervised_weight=float(unsupervised_weight),
-               feature_matching=bool(feature_matching), label_smoothing=float(label_smoothing),
-               **_d_options(gp_weight, gp_one_sided, r1_weight, clip, began_gamma, began_lambda_k))
+               feature_matching=bool(feature_matching),
+               **_d_options(gp_weight, gp_one_sided, r1_weight, clip, began_gamma, began_lambda_k,
+                            label_smoothing))
 
 
 @jax.jit

@@ -13,6 +13,7 @@ import pytest
 import jaxgan
 from conftest import load_config, tiny
 from jaxgan import conditional_hooks, losses, steps, viz
+from jaxgan import config as config_lib
 from jaxgan.data import DataError, ImageData
 from jaxgan.data.labeled import SemiSupervisedData, labeled_subset
 from jaxgan.errors import ConfigError
@@ -342,6 +343,28 @@ def test_sgan_label_smoothing_changes_only_the_unsupervised_term():
   assert float(smooth["d_real_prob"]) == pytest.approx(float(plain["d_real_prob"]), rel=1e-6)
 
 
+@pytest.mark.parametrize("name,gk,dk,make", [
+    ("mlp", {"hidden": (8,)}, {"hidden": (8,)}, jaxgan.make_train_step),    # the reused-fakes step
+    ("cgan_mlp", {"hidden": (8,)}, {"hidden": (8,)}, jaxgan.make_d_step),
+    ("acgan", {"features": (4,)}, {"body": "mlp", "hidden": (8,)}, jaxgan.make_train_step),
+])
+def test_label_smoothing_adds_s_times_the_mean_real_logit_to_d_loss(name, gk, dk, make):
+  # -[(1 - s) log sigmoid(r) + s log sigmoid(-r)] = -log sigmoid(r) + s r: the smoothed D loss is the
+  # plain one plus s * mean(real logit), on the same logits (the fakes' and class terms untouched).
+  state = _state(name, (4, 4, 1), gk, dk)
+  batch = {"image": _images(4, (4, 4, 1)), "label": jnp.array([0, 1, 2, 3])}
+  label = batch["label"] if name == "cgan_mlp" else None
+  real = state.discriminate(batch["image"], label=label)[0]
+  real = real[0] if name == "acgan" else real  # ACGAN's D: (source logit, class logits)
+  _, plain = make(jit=False)(state, batch)
+  _, smooth = make(jit=False, label_smoothing=0.1)(state, batch)
+  assert float(smooth["d_loss"]) - float(plain["d_loss"]) == pytest.approx(
+      0.1 * float(jnp.mean(real)), rel=1e-4, abs=1e-6)
+  for key in ("d_real_acc", "d_fake_acc", "d_class_loss_real", "d_class_loss_fake"):
+    if key in plain:
+      assert float(smooth[key]) == pytest.approx(float(plain[key]), rel=1e-6)
+
+
 def test_sgan_test_predictions_are_the_noiseless_argmax_in_any_batching():
   state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
   images = np.asarray(_images(7, (4, 4, 1), seed=5))
@@ -494,10 +517,6 @@ def test_family_steps_refuse_options_they_do_not_support():
     jaxgan.make_train_step("hinge", label_smoothing=0.1)
   with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 0.5\)"):
     jaxgan.make_train_step(label_smoothing=0.5)
-  acgan = _state("acgan", (4, 4, 1), {"features": (4,)}, {"body": "mlp", "hidden": (8,)})
-  with pytest.raises(ValueError, match="label_smoothing is an option of the semi-supervised GAN"):
-    jaxgan.make_train_step(jit=False, label_smoothing=0.1)(acgan, {"image": _images(4, (4, 4, 1)),
-                                                                   "label": jnp.arange(4)})
   with pytest.raises(ValueError, match="class_weight"):
     jaxgan.make_train_step(jit=False, class_weight=-1.0)
 
@@ -610,14 +629,17 @@ def test_bad_label_aware_configs_are_one_clear_error():
   assert conditional_hooks.step_options(acgan) == {"class_weight": 1.0, "fake_class_weight": 1.0}
   assert conditional_hooks.step_options(load_config("acgan_fmnist"))["fake_class_weight"] == 0.0
   assert conditional_hooks.step_options(load_config("sgan_mnist")) == {
-      "unsupervised_weight": 0.5, "feature_matching": True, "label_smoothing": 0.0}
+      "unsupervised_weight": 0.5, "feature_matching": True}
   sgan = load_config("sgan_mnist")
-  sgan.sgan.label_smoothing = 0.5
-  with pytest.raises(ConfigError, match=r"sgan.label_smoothing must be in \[0, 0.5\)"):
-    conditional_hooks.check_family(sgan, 10)
-  sgan.sgan.label_smoothing, sgan.loss = 0.1, "hinge"
+  sgan.label_smoothing = 0.5
+  with pytest.raises(ConfigError, match=r"label_smoothing must be in \[0, 0.5\)"):
+    config_lib.validate(sgan)
+  sgan.label_smoothing, sgan.loss = 0.1, "hinge"
   with pytest.raises(ConfigError, match="set it to 0 .or use --config.loss=nonsaturating"):
-    conditional_hooks.check_family(sgan, 10)
+    config_lib.validate(sgan)
+  sgan.loss = "nonsaturating"
+  config_lib.validate(sgan)
+  assert config_lib.step_options(sgan)["label_smoothing"] == 0.1
 
 
 def test_sample_labels_and_label_out_of_range():
