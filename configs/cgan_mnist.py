@@ -6,7 +6,7 @@ first, LeakyReLU 0.2) -> 784 tanh. D: flatten(x) -> 512 -> 512 -> 512
 discriminator (Miyato & Koyama, 2018). ``--config.discriminator.conditioning=concat``
 is the paper's D, which reads [flatten(x), embed(y)(10)] at its input; on
 Fashion-MNIST projection scores higher on both conditional correctness and
-intra-FID (README, "Measured runs"), on MNIST both meet the target. The
+intra-FID (benchmarks/README.md, "Label-aware GANs"), on MNIST both meet the target. The
 paper's maxout MLPs and SGD schedule are replaced by the common modern recipe
 of the same model (PyTorch-GAN's ``cgan``): Adam(2e-4, b1=0.5), batch 64,
 non-saturating loss (the paper's objective, eq. 2). Both learning rates
