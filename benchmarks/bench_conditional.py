@@ -18,7 +18,7 @@ For each ``--workdir`` written by ``train.py`` (the latest checkpoint, or ``--st
         [--samples_per_class 1000] [--data_dir /tmp/tfdsdata] [--json out.json]
 
 Prints one Markdown row per run (with the command that trained it, from its
-``config.json``) for the README table.
+``config.json``) for the tables of docs/label-aware.md.
 """
 
 from __future__ import annotations
@@ -38,14 +38,16 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 def measure(workdir: str, samples_per_class: int, step: int | None, data_dir: str | None,
             seed: int = 0) -> dict:
-  from jaxgan import conditional_hooks as ch
   from jaxgan import data as data_lib
+  from jaxgan import families
+  from jaxgan.families import conditional as ch
+  from jaxgan.families import sgan as semi
   from jaxgan.metrics import load_classifier
   from jaxgan.sample import load_generator
 
   t0 = time.perf_counter()
   state, config, step = load_generator(workdir, step)
-  fam = ch.family(config)
+  fam = families.for_config(config).name
   test = data_lib.load(config.dataset, "test", config.image_size or None,
                        data_dir=data_dir or config.data.data_dir or None,
                        manual_dir=config.data.manual_dir or None)
@@ -62,7 +64,7 @@ def measure(workdir: str, samples_per_class: int, step: int | None, data_dir: st
   elif fam == "sgan":
     from jaxgan.ema import ema_params
     averaged = ema_params(state.d_opt_state, state.d_params)  # config.d_ema: Polyak average
-    predicted = ch.discriminator_predictions(state, test.images, d_params=averaged)
+    predicted = semi.discriminator_predictions(state, test.images, d_params=averaged)
     truth = np.asarray(test.labels)
     acc = float(np.mean(predicted == truth))
     k = int(test.num_classes)
@@ -73,7 +75,7 @@ def measure(workdir: str, samples_per_class: int, step: int | None, data_dir: st
     top = np.argsort(off, axis=None)[::-1][:3]
     row["top_confusions"] = [[int(t // k), int(t % k), int(off.flat[t])] for t in top if off.flat[t]]
     if averaged is not None:
-      row["test_acc_raw"] = ch.discriminator_accuracy(state, test.images, test.labels)
+      row["test_acc_raw"] = semi.discriminator_accuracy(state, test.images, test.labels)
     sgan = config.get("sgan", {})
     row.update({"test_acc": acc, "test_error": 1 - acc, "averaged": averaged is not None,
                 "labels": int(sgan.get("labels_per_class", 10)) * int(test.num_classes),

@@ -9,7 +9,7 @@ For every batch size and variant it builds the state as the trainer does (the re
 
 * ``critic``: one critic update, ``steps.make_d_step("wasserstein", gp_weight=10)``
   (fakes from G in training mode, WGAN loss + 10 * GP, Adam), and
-* ``train``: the recipe's whole train step, ``steps.make_train_step(**step_options(config))``:
+* ``train``: the recipe's whole train step, ``steps.make_train_step(**family.step_options(config))``:
   5 critic updates (``n_critic = 5``, unrolled scan) then one generator update.
 
 All variants (and, with ``--torch``, the eager-PyTorch reference
@@ -77,7 +77,8 @@ def _drop_jaxgan_modules():
 
 @functools.lru_cache(maxsize=None)
 def load_jaxgan(rev: str | None):
-  """``(config, trainer, steps)`` modules of this tree's jaxgan, or of git revision ``rev``.
+  """``(config, trainer, steps)`` modules of this tree's jaxgan, or of git revision ``rev``, and the
+  revision's ``step_options(config)`` function.
 
   A revision's ``jaxgan/`` is extracted to a temporary directory and imported as
   ``jaxgan`` with ``sys.modules`` swapped around the import, so both versions live in
@@ -94,6 +95,13 @@ def load_jaxgan(rev: str | None):
   try:
     mods = tuple(importlib.import_module(f"jaxgan.{m}") for m in ("config", "trainer", "steps"))
     assert pathlib.Path(mods[0].__file__).resolve().is_relative_to(pathlib.Path(path).resolve())
+    # The run's step options: from its family where the revision has jaxgan.families.
+    try:
+      families = importlib.import_module("jaxgan.families")
+      options = lambda config: families.for_config(config).step_options(config)  # noqa: E731
+    except ImportError:
+      options = mods[0].step_options
+    mods = mods + (options,)
   finally:
     sys.path.remove(path)
     _drop_jaxgan_modules()
@@ -123,7 +131,7 @@ def parse_variant(text: str):
 def build(variant, what: str, batch_size: int):
   """``(compiled step, state, batch, compile seconds, hlo text)`` of one contender."""
   name, rev, overrides = variant
-  config_lib, trainer, steps = load_jaxgan(rev)
+  config_lib, trainer, steps, step_options = load_jaxgan(rev)
   config = recipe()
   config.batch_size = batch_size
   for key, value in overrides.items():
@@ -135,7 +143,7 @@ def build(variant, what: str, batch_size: int):
       node[leaf] = value
   state = trainer.build_state(config, (32, 32, 1))
   rng = np.random.default_rng(0)
-  options = config_lib.step_options(config)
+  options = step_options(config)
   if what == "critic":
     step = steps.make_d_step(config.loss, gp_weight=options["gp_weight"])
     image = rng.uniform(-1, 1, (batch_size, 32, 32, 1))

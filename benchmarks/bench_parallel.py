@@ -56,8 +56,7 @@ def main(argv=None) -> int:
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
   from bench_train import OtherLoad, cpu_name, load_config
-  from jaxgan import config as config_lib
-  from jaxgan import parallel
+  from jaxgan import families, parallel
   from jaxgan.trainer import build_state
 
   print("$ " + " ".join(["python", *(shlex.quote(a) for a in sys.argv)]))
@@ -90,7 +89,7 @@ def main(argv=None) -> int:
     config.batch_size = args.batch
     shape = (config.image_size, config.image_size, 1)
     state0 = build_state(config, shape)
-    options = config_lib.step_options(config)
+    options = families.for_config(config).step_options(config)
     host = {"image": rng.uniform(-1, 1, (args.batch, *shape)).astype(np.float32)}
     base = None
     for n in counts:
@@ -115,7 +114,7 @@ def main(argv=None) -> int:
   config.batch_size = args.spc_batch
   shape = (config.image_size, config.image_size, 1)
   state0 = build_state(config, shape)
-  options = config_lib.step_options(config)
+  options = families.for_config(config).step_options(config)
   base = None
   for k in [int(k) for k in args.steps_per_call.split(",")]:
     images = rng.uniform(-1, 1, (args.spc_batch, *shape)).astype(np.float32)

@@ -1,6 +1,6 @@
 """Mode collapse on the 2-D ring and grid against PacGAN's Table 1, 10 seeds per row in one program.
 
-Every row trains ``--seeds`` independent runs at once (:class:`jaxgan.multiseed.MultiSeed`:
+Every row trains ``--seeds`` independent runs at once (:class:`jaxgan.families.toy.MultiSeed`:
 ``jax.vmap`` over the whole GANState, data sampled inside the compiled program) and reports
 mean ± standard error over the seeds of the VEEGAN / PacGAN mode metrics on 2,500 samples
 (:mod:`jaxgan.metrics.modes`): modes covered, % high-quality samples, reverse KL.
@@ -65,7 +65,7 @@ ROW_NAMES = {"gan": "GAN", "pacgan2": "PacGAN2", "pacgan4": "PacGAN4"}
 
 
 def base_config(dataset: str, args) -> "ml_collections.ConfigDict":
-  from jaxgan.toylab import toy_config
+  from jaxgan.families.toy import toy_config
   c = toy_config(dataset)
   c.generator.hidden = (args.g_width,) * 4
   c.generator.batchnorm = True
@@ -125,7 +125,7 @@ def _cell(x, fmt: str) -> str:
   return f"{fmt.format(x.mean())}±{fmt.format(se)}"
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--datasets", default="ring,grid")
   parser.add_argument("--rows", default="gan,pacgan2,pacgan4,stable")
@@ -146,11 +146,15 @@ def main(argv=None) -> int:
                            "e.g. --set n_critic=2 --set discriminator.pack=2")
   parser.add_argument("--json", default=None,
                       help="also write every row's per-seed modes, high-quality % and reverse KL here")
-  args = parser.parse_args(argv)
+  return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
   sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
   import jax
   import numpy as np
-  from jaxgan.multiseed import MultiSeed
+  from jaxgan.families.toy import MultiSeed
 
   results = {}
   for dataset in args.datasets.split(","):

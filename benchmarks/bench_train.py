@@ -9,7 +9,7 @@ over the real Fashion-MNIST ("end to end"); the difference is the input
 pipeline's overhead.
 
     python benchmarks/bench_train.py [--models gan,dcgan] [--batches 64,256] [--steps 30]
-        [--data_dir /tmp/tfdsdata] [--manual_dir /work/shared/data]
+        [--data_dir /tmp/tfdsdata] [--manual_dir /path/to/raw/files]
         [--set generator.upsample=subpixel --set discriminator.conv_impl=xla]
 
 ``--set key=value`` overrides a config entry for every model that has it (use
@@ -162,13 +162,13 @@ def repeat(batch):
 
 
 def bench(name: str, config, batch_size: int, steps: int, data, warmup: int = 3) -> dict:
-  from jaxgan import config as config_lib
   from jaxgan import data as data_lib
+  from jaxgan import families
   from jaxgan.steps import make_train_step
   from jaxgan.trainer import build_state, stacked_batches
 
   config.batch_size = batch_size
-  options = config_lib.step_options(config) if hasattr(config_lib, "step_options") else {}
+  options = families.for_config(config).step_options(config)
   n_critic = options.get("n_critic", 1)
   if data is not None:
     image_shape = data.images.shape[1:]

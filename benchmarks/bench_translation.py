@@ -12,7 +12,7 @@ translation is known, the run measures on held-out test digits:
 
     python benchmarks/bench_translation.py [--steps 400] [--batch 8] [--features 16] [--blocks 2]
         [--domain_a original] [--domain_b inverted] [--eval_every 100]
-        [--data_dir /tmp/tfdsdata] [--manual_dir /work/shared/data] [--out results.json]
+        [--data_dir /tmp/tfdsdata] [--manual_dir /path/to/raw/files] [--out results.json]
 
 Steps are :func:`jaxgan.translation.make_cyclegan_step` (the reference
 iteration, history pool of 50, Adam 2e-4 (0.5, 0.999) with the learning rate
@@ -23,7 +23,7 @@ After a trainer run (``python train.py --config configs/cyclegan_mnist.py`` or
 ``--step``) checkpoint instead of training: MAE against the true translation,
 attribute accuracy under the independent attribute classifier, content
 accuracy under the committed MNIST / Fashion-MNIST classifier, cycle /
-reconstruction L1 (:class:`jaxgan.translation_hooks.Meter`) on
+reconstruction L1 (:class:`jaxgan.families.translation.Meter`) on
 ``--eval_images`` test images per dataset:
 
     python benchmarks/bench_translation.py --workdir runs/stargan_mnist [--eval_images 10000] [--by_target]
@@ -78,9 +78,10 @@ def evaluate(state, data: domains.CycleGANDomains, gray: np.ndarray, batch: int 
 
 def measure_run(args) -> int:
   """Loads a trainer run's checkpoint and prints its ground-truth measurements (JSON + summary)."""
-  from jaxgan import sample, translation_hooks
+  from jaxgan import sample
+  from jaxgan.families import translation as translation_hooks
   state, config, step = sample.load_generator(args.workdir, args.step)
-  if not translation_hooks.is_translation(config):
+  if config.model not in ("cyclegan", "stargan"):
     print(f"{args.workdir} is a {config.model!r} run, not a translation run", file=sys.stderr)
     return 2
   for key, value in (("data_dir", args.data_dir), ("manual_dir", args.manual_dir)):

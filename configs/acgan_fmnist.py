@@ -11,7 +11,7 @@ on (``--config.acgan.fake_class_weight=1``, the paper's loss) D's class head
 learns to read the intended label from the fakes' own quirks (it was right on
 93 % of them) and G satisfies it without drawing the class: 41-59 % of the
 samples were their class after 1,500-3,000 steps; with it off, 96 % after
-1,500 (README, "Measured runs"). Adam(2e-4, b1=0.5) and batch 100 as in the paper's
+1,500 (docs/label-aware.md). Adam(2e-4, b1=0.5) and batch 100 as in the paper's
 experiments. Logs ``d_class_acc_real`` / ``d_class_acc_fake``. Sample grids
 are class-by-row. MNIST: ``--config.dataset=mnist``.
 

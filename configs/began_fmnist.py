@@ -14,7 +14,7 @@ auto-encoded real images and G stayed a grey texture. Why not 0.75: at n = 16
 it left the grey image but collapsed to footwear by 15,000 steps (FID 457,
 recall 0.12); gamma = 1.0, which asks the fakes to be as hard to reconstruct
 as real images, drew tops, trousers, dresses, pullovers and coats instead
-(FID 284 and recall 0.157 at 10,000 steps; README, "Quality").
+(FID 284 and recall 0.157 at 10,000 steps; docs/metrics.md).
 Architecture as in the paper's Fig. 1 at 32x32: 3x3 convolutions with ELU,
 two per resolution, widths n, 2n, 3n in the encoder, embedding h = 64 and
 z of the same size (N_z = h), resize-convolution (nearest-neighbour upsample

@@ -44,7 +44,7 @@ def get_config():
   config.b2 = 0.999
   config.batch_size = 1
   config.num_steps = 200 * EPOCH
-  config.decay_steps = 100 * EPOCH
+  config.decay_steps = config.get_ref("num_steps") // 2   # the second half (100 epochs) decays
   config.log_every = 100
   config.sample_every = EPOCH
   config.checkpoint_every = 5 * EPOCH

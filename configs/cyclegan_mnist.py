@@ -19,7 +19,7 @@ inverted, thick).
 Writes samples/step_*.png (each row: a, G(a), F(G(a)) | b, F(b), G(F(b)) on
 held-out test digits) and, every eval_every steps, the error against the true
 translation, attribute and content accuracy and the cycle L1 to
-metrics.jsonl (see README, "Image-to-image translation").
+metrics.jsonl (see docs/translation.md).
 """
 
 import ml_collections

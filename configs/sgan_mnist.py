@@ -8,8 +8,7 @@ Salimans et al.'s MNIST model. G: z(100) -> 500 -> 500 (BatchNorm, softplus)
 cross-entropy on a labelled minibatch + 1/2 x (the unsupervised real/fake
 loss) on the rest. Adam(b1=0.5) at 3e-3 for D and 1e-3 for G, batch 100 (and
 100 labelled). Their code runs G at 3e-3 too; here that diverged on one seed of
-four (seed 3: 16 % test error, against 1.4 % with G at 1e-3; benchmarks/README.md,
-"What stops seed 3's divergence"); ``--config.g_learning_rate=0.003`` restores it.
+four (seed 3: 16 % test error, against 1.4 % with G at 1e-3; docs/label-aware.md); ``--config.g_learning_rate=0.003`` restores it.
 ``sgan.labels_per_class`` picks a balanced subset with ``config.seed``; the
 rest of the train split is used without labels. The supervised-only baseline
 is ``--config.sgan.unsupervised_weight=0``. Test accuracy on the 10,000 real

@@ -52,7 +52,7 @@ def get_config():
   config.b2 = 0.999
   config.batch_size = 16
   config.num_steps = 200_000
-  config.decay_steps = 100_000
+  config.decay_steps = config.get_ref("num_steps") // 2   # the second half decays
   config.log_every = 100
   config.sample_every = 1000
   config.checkpoint_every = 10_000

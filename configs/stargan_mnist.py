@@ -9,8 +9,7 @@ transform, ``inverted`` (dark strokes on white), is left out by default
 it, the generator keeps the digit for the translations of one polarity
 relation only (those that flip the inversion, or those that keep it,
 depending on the run) and redraws it for the other, whatever the learning
-rate, an identity term or a label-conditioned instance norm (README,
-"Image-to-image translation"); CycleGAN's recipe translates original <->
+rate, an identity term or a label-conditioned instance norm (docs/translation.md); CycleGAN's recipe translates original <->
 inverted. The paper's objective and optimiser: WGAN-GP (``gp_weight`` = lambda_gp = 10),
 domain classification lambda_cls = 1, reconstruction lambda_rec = 10,
 n_critic = 5, Adam (0.5, 0.999), constant for the first half and linearly

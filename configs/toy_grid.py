@@ -7,7 +7,7 @@ PacGAN: ``--config.discriminator.pack=4``.
     python train.py --config configs/toy_grid.py --workdir runs/toy_grid
 """
 
-from jaxgan.toylab import toy_config
+from jaxgan.families.toy import toy_config
 
 
 def get_config():

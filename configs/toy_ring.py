@@ -9,7 +9,7 @@ Every ``film_every`` steps a four-panel frame goes to ``film/`` and the mode met
     python train.py --config configs/toy_ring.py --workdir runs/toy_ring
 """
 
-from jaxgan.toylab import toy_config
+from jaxgan.families.toy import toy_config
 
 
 def get_config():

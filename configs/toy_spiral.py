@@ -11,7 +11,7 @@ steps this recipe reached 95-97 % of generated points within 0.06 of the curve a
     python train.py --config configs/toy_spiral.py --workdir runs/toy_spiral
 """
 
-from jaxgan.toylab import toy_config
+from jaxgan.families.toy import toy_config
 
 
 def get_config():

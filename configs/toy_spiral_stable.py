@@ -7,7 +7,7 @@ for what we measured: with our nets this variant is slower, not better).
     python train.py --config configs/toy_spiral_stable.py --workdir runs/toy_spiral_stable
 """
 
-from jaxgan.toylab import toy_config
+from jaxgan.families.toy import toy_config
 
 
 def get_config():

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from flax import serialization
 
@@ -20,8 +21,12 @@ from jaxgan.errors import JaxganError
 from jaxgan.state import GANState
 
 
-# GANState fields newer than the first checkpoint format, restorable from older checkpoints.
+# State fields newer than the first checkpoint format, restorable from older checkpoints
+# (they keep the template's fresh value).
 _ADDED_FIELDS = ("k_t",)
+# Fields that older checkpoints hold for every family but a state no longer has: read and dropped.
+# (checkpoints of the first format hold BEGAN's k_t for every family).
+_DROPPED_FIELDS = {"k_t": ((), "float32")}
 # Meta keys written only when a run uses the option; a run that has one resumes only a
 # checkpoint that has the same (a scheduled learning rate adds a count to the optimizer state).
 _OPTIONAL_META = ("lr_schedule",)
@@ -97,9 +102,15 @@ class Checkpointer:
     for name in _ADDED_FIELDS:
       if saved_keys is not None and name in target and name not in saved_keys:
         added[name] = target.pop(name)
+    dropped = [name for name in _DROPPED_FIELDS
+               if saved_keys is not None and name in saved_keys and name not in target]
+    for name in dropped:
+      shape, dtype = _DROPPED_FIELDS[name]
+      target[name] = np.zeros(shape, dtype)
     try:
       restored = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(target)))["state"]
+      restored = {k: v for k, v in restored.items() if k not in dropped}
       restored = {**restored, **added}
     except Exception as e:  # structure or shape mismatch
       raise CheckpointError(

@@ -12,14 +12,15 @@ import math
 
 import ml_collections
 
-from jaxgan import losses, models
+from jaxgan import losses
 from jaxgan.errors import ConfigError
+from jaxgan.optim import OPTIMIZERS
 
 
 def base_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   # What to train.
-  c.model = "dcgan"                 # family in jaxgan.models.MODELS
+  c.model = "dcgan"                 # jaxgan.models.MODELS; its family trains it (jaxgan.families)
   c.dataset = "fashion_mnist"       # a tfds image dataset
   c.image_size = 32                 # resize to image_size x image_size (0 = keep)
   c.latent_dim = 100
@@ -74,7 +75,6 @@ def base_config() -> ml_collections.ConfigDict:
   return c
 
 
-OPTIMIZERS = ("adam", "rmsprop")
 PARALLEL_MODES = ("shard_map", "pmap")
 PROCESS_SPLITS = ("shard", "full")
 
@@ -183,10 +183,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
     b = config[key]
     if isinstance(b, bool) or not isinstance(b, (int, float)) or not 0 <= b < 1:
       raise ConfigError(f"config.{key} must be in [0, 1), got {b!r}")
-  from jaxgan import translation_hooks
-  if config.model not in models.MODELS and not translation_hooks.is_translation(config):
-    raise ConfigError(f"config.model={config.model!r} is unknown; choose one of "
-                      f"{sorted(models.MODELS) + list(translation_hooks.FAMILIES)}")
   if config.loss not in losses.LOSSES:
     raise ConfigError(f"config.loss={config.loss!r} is unknown; choose one of {sorted(losses.LOSSES)}")
   for key in ("g_learning_rate", "d_learning_rate"):
@@ -252,94 +248,9 @@ def validate(config: ml_collections.ConfigDict) -> None:
       or not 0 <= smoothing < 0.5):
     raise ConfigError(f"config.label_smoothing must be in [0, 0.5) (0 = none; 0.1 makes D's real "
                       f"target 0.9, Salimans et al.'s one-sided smoothing), got {smoothing!r}")
-  if smoothing and translation_hooks.is_translation(config):
-    raise ConfigError(f"config.label_smoothing is not supported by config.model={config.model!r} "
-                      f"(its critics train on their own objective); set it to 0")
   if smoothing and config.loss not in losses.CROSS_ENTROPY_LOSSES:
     raise ConfigError(f"config.label_smoothing smooths a cross-entropy objective; with "
                       f"config.loss={config.loss!r} set it to 0 (or use --config.loss=nonsaturating)")
-  if translation_hooks.is_translation(config):  # CycleGAN / StarGAN: their own checks
-    translation_hooks.check_config(config)
-    return
-  if (config.loss == "began") != (config.model == "began"):
-    raise ConfigError(
-        f"config.loss={config.loss!r} with config.model={config.model!r}: the BEGAN objective "
-        f"needs the auto-encoder discriminator and vice versa; set both to 'began' or neither")
-  if "began" in config:
-    gamma, lambda_k = config.began.get("gamma"), config.began.get("lambda_k")
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not 0 <= gamma <= 1:
-      raise ConfigError(f"config.began.gamma must be in [0, 1], got {gamma!r}")
-    if (isinstance(lambda_k, bool) or not isinstance(lambda_k, (int, float))
-        or not math.isfinite(lambda_k) or lambda_k < 0):
-      raise ConfigError(f"config.began.lambda_k must be a number >= 0, got {lambda_k!r}")
-  from jaxgan import conditional_hooks
-  conditional_hooks.check_family(config)
-  penalties = [k for k in ("gp_weight", "r1_weight") if config.get(k, 0.0) > 0]
-  if penalties and discriminator_has_batchnorm(config):
-    raise ConfigError(
-        f"config.{penalties[0]}={config[penalties[0]]}: gradient penalty is per example; BatchNorm "
-        f"mixes examples: use discriminator norm 'layer' or 'none' "
-        f"(--config.discriminator.norm=layer), or set config.{penalties[0]}=0")
-
-
-def step_options(config: ml_collections.ConfigDict) -> dict:
-  """The keyword options of :func:`jaxgan.steps.make_train_step` that ``config`` sets."""
-  clip = float(config.get("clip", 0.0))
-  options = {"n_critic": int(config.get("n_critic", 1)),
-             "reuse_fakes": bool(config.get("reuse_fakes", True)),
-             "gp_weight": float(config.get("gp_weight", 0.0)),
-             "gp_one_sided": bool(config.get("gp_one_sided", False)),
-             "r1_weight": float(config.get("r1_weight", 0.0)),
-             "clip": clip if clip > 0 else None,
-             "label_smoothing": float(config.get("label_smoothing", 0.0))}
-  from jaxgan import conditional_hooks
-  options.update(conditional_hooks.step_options(config))  # ACGAN / SGAN weights
-  if "began" in config:
-    options["began_gamma"] = float(config.began.gamma)
-    options["began_lambda_k"] = float(config.began.lambda_k)
-  return options
-
-
-def discriminator_has_batchnorm(config: ml_collections.ConfigDict) -> bool:
-  """Whether the discriminator of ``config`` keeps BatchNorm statistics (shape-only init).
-
-  The image shape is a stand-in (``image_size`` square, one channel; 28 when
-  ``image_size`` is 0): normalisation layers do not depend on it. If the model
-  cannot be built at that shape, the answer is left to the trainer, which
-  checks the real state again.
-  """
-  import jax
-  import jax.numpy as jnp
-  side = config.image_size or 28
-  try:
-    _, discriminator = models.build_models(
-        config.model, (side, side, 1), config.latent_dim,
-        config.generator.to_dict(), config.discriminator.to_dict())
-    variables = jax.eval_shape(lambda: discriminator.init(
-        jax.random.PRNGKey(0), jnp.zeros((2, side, side, 1), jnp.float32), train=False))
-  except Exception:  # noqa: BLE001 - a build error is reported by the trainer, with its context
-    return False
-  return bool(jax.tree.leaves(variables.get("batch_stats", {})))
-
-
-def model_meta(config: ml_collections.ConfigDict, image_shape) -> dict:
-  """What a checkpoint must agree on to be resumed by this config (JSON-able)."""
-  from jaxgan import translation_hooks
-  if translation_hooks.is_translation(config):
-    return translation_hooks.model_meta(config, image_shape)
-  meta = {
-      "model": config.model,
-      "dataset": config.dataset,
-      "image_shape": [int(s) for s in image_shape],
-      "latent_dim": int(config.latent_dim),
-      "generator": _jsonable(config.generator.to_dict()),
-      "discriminator": _jsonable(config.discriminator.to_dict()),
-  }
-  if config.get("decay_steps", 0):  # a scheduled rate adds a step count to the optimizer states
-    meta["lr_schedule"] = "constant_then_linear_decay"
-  return meta
-
-
 def _jsonable(x):
   if isinstance(x, dict):
     return {k: _jsonable(v) for k, v in sorted(x.items())}

@@ -29,17 +29,21 @@ def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int
 
   ``data_dir`` / ``manual_dir`` default to the run's ``config.data``.
   """
-  from jaxgan import viz
+  from jaxgan import families
   from jaxgan.metrics import Evaluator
-  from jaxgan.sample import generate_images, load_generator
+  from jaxgan.sample import load_generator
 
   t0 = time.perf_counter()
   state, config, step = load_generator(workdir, step, best)
+  images = families.for_config(config).draw(state, config, num, seed, batch_size).arrays["images"]
+  if images.ndim != 4:
+    raise JaxganError(f"{workdir} is a {config.model} run: it translates test images, which "
+                      f"jaxgan.evaluate does not score; its measurements are logged every "
+                      f"config.eval_every steps (metrics.jsonl)")
   evaluator = Evaluator(config.dataset, config.image_size, num_samples=num, split=split,
                         data_dir=data_dir or config.data.get("data_dir") or None,
                         manual_dir=manual_dir or config.data.get("manual_dir") or None,
                         cache_dir=cache_dir, log=log)
-  images = viz.to_uint8(generate_images(state, int(config.latent_dim), num, seed, batch_size))
   metrics = evaluator.evaluate(images, with_shares=True)
   shares = metrics.pop("class_shares")
   result = {"workdir": os.path.abspath(workdir), "step": int(step), "best": bool(best), "num_samples": int(num),

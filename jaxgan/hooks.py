@@ -1,7 +1,7 @@
 """What the training loop does besides stepping: pictures and evaluations, as hooks.
 
-The trainer (:func:`jaxgan.trainer.train_and_evaluate`) runs the list that
-:func:`build_hooks` returns for the run's family. A hook is called with the
+The trainer (:func:`jaxgan.trainer.train_and_evaluate`) runs the list that the
+run's family returns (:meth:`jaxgan.families.Family.hooks`). A hook is called with the
 plain (single-copy) :class:`~jaxgan.state.GANState` whenever the step crosses a
 multiple of its ``every`` (and once more at the final step if it did not just
 run), and its :meth:`Hook.end` once after training. What a call returns is
@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxgan import viz
 from jaxgan.errors import ConfigError
+from jaxgan.generation import generate_images
 from jaxgan.state import GANState
 from jaxgan.steps import generate
 
@@ -101,7 +102,6 @@ class Evaluate(Hook):
     self.last: dict[str, float] = {}
 
   def __call__(self, state, step, history):
-    from jaxgan.sample import generate_images
     seed = int(jax.random.randint(jax.random.fold_in(state.key, EVAL_NOISE), (), 0, 2**31 - 1))
     images = generate_images(state, state.latent_dim, self.num, seed=seed)
     result = self.evaluator.evaluate(images)
@@ -117,23 +117,3 @@ class Evaluate(Hook):
             f"classifier score {m['classifier_score']:.2f}  class TV {m['class_tv']:.3f}  "
             f"({self.num} samples, "
             f"{self.evaluator.dataset}/{self.evaluator.split})"]
-
-
-def build_hooks(config: ml_collections.ConfigDict, workdir: str, data: Any, write: bool = True,
-                log: Callable[[str], None] | None = None) -> list[Hook]:
-  """The hooks of a run: its family's pictures, then the quality evaluation if ``eval_every``."""
-  from jaxgan.data import toy
-  if config.dataset in toy.DISTRIBUTIONS:  # 2-D toy data: the four-panel film + mode metrics
-    from jaxgan.toylab import ToyFilm
-    return [ToyFilm(config, workdir, write)]
-  from jaxgan import translation_hooks
-  if translation_hooks.is_translation(config):  # CycleGAN / StarGAN: translation figures, truth metrics
-    return translation_hooks.build_hooks(config, workdir, data, write, log)
-  from jaxgan import conditional_hooks
-  labelled = conditional_hooks.build_hooks(config, workdir, data, write, log)
-  if labelled is not None:  # cGAN / ACGAN / semi-supervised GAN: class-by-row grids, their metrics
-    return labelled
-  hooks: list[Hook] = [SampleGrid(config, workdir, write)]
-  if config.get("eval_every", 0):
-    hooks.append(Evaluate(config, write, log))
-  return hooks

@@ -194,6 +194,10 @@ LOSSES: dict[str, tuple[Callable[[Array, Array], Array], Callable[[Array], Array
     "began": (began_discriminator_loss, began_generator_loss),   # on auto-encoder energies
 }
 
+# The objectives on a pair of real / fake logits (BEGAN's, on auto-encoder energies with its
+# control variable k_t, is trained by its own family step).
+PAIR_LOSSES = tuple(k for k, (d_loss, _) in LOSSES.items() if d_loss is not began_discriminator_loss)
+
 # The objectives whose D loss is the cross-entropy (the ones ``label_smoothing`` applies to).
 CROSS_ENTROPY_LOSSES = tuple(k for k, (d_loss, _) in LOSSES.items() if d_loss is bce_discriminator_loss)
 

@@ -21,8 +21,8 @@ class GANState:
   functions, the leaves are their arguments. ``key`` is the run's base key and
   never changes; a step derives its randomness from ``fold_in(key, step)``, so
   a resumed run repeats the trajectory of an uninterrupted one. ``step`` counts
-  generator updates. ``k_t`` is BEGAN's equilibrium control variable (0 and
-  unused by the other objectives).
+  generator updates. A family that carries more (BEGAN's control variable
+  ``k_t``) subclasses it (:mod:`jaxgan.families`).
   """
   step: jax.Array
   key: jax.Array
@@ -36,7 +36,6 @@ class GANState:
   discriminator: nn.Module = struct.field(pytree_node=False)
   g_tx: optax.GradientTransformation = struct.field(pytree_node=False)
   d_tx: optax.GradientTransformation = struct.field(pytree_node=False)
-  k_t: jax.Array = struct.field(default_factory=lambda: jnp.zeros((), jnp.float32))
 
   @property
   def latent_dim(self) -> int:

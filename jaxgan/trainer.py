@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import signal
@@ -25,21 +26,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import optax
 
 from jaxgan import config as config_lib
-from jaxgan import ema
-from jaxgan import data as data_lib
-from jaxgan import parallel
-from jaxgan import schedules
-from jaxgan import translation_hooks
-from jaxgan import viz
+from jaxgan import families, parallel, viz
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import ConfigError, Interrupted, TrainingError
-from jaxgan.hooks import Evaluate, build_hooks
-from jaxgan.models import build_models
-from jaxgan.state import GANState, create_state
-from jaxgan.steps import BATCHNORM_PENALTY_ERROR
+from jaxgan.hooks import Evaluate
+from jaxgan.optim import build_optimizer, build_optimizers  # noqa: F401 - re-exported
+from jaxgan.state import GANState
 
 
 @jax.jit
@@ -49,73 +43,10 @@ def _all_finite(tree) -> jax.Array:
   return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
-def build_optimizer(config: ml_collections.ConfigDict, learning_rate: float | None = None,
-                    updates_per_step: int = 1) -> optax.GradientTransformation:
-  """``config.optimizer`` at ``learning_rate`` (default ``config.learning_rate``).
-
-  ``"adam"``: Adam(``b1``, ``b2``; ``adam_eps`` added to the root of the second
-  moment, ``adam_eps_root`` inside it: Salimans et al.'s 2016 code has 0 and 1e-8). ``"rmsprop"``: RMSProp as in PyTorch's
-  ``optim.RMSprop`` defaults that the WGAN reference code uses (squared-gradient
-  decay 0.99, eps 1e-8 added outside the square root, no momentum).
-  With ``decay_steps`` > 0 the rate is constant, then falls linearly to 0 over
-  the last ``decay_steps`` of the ``num_steps`` training steps
-  (:func:`jaxgan.schedules.constant_then_linear_decay`); an optimizer making
-  ``updates_per_step`` updates per step (a critic with ``n_critic``) counts them all.
-  """
-  name = config.get("optimizer", "adam")
-  lr = learning_rate or config.learning_rate
-  decay = int(config.get("decay_steps", 0))
-  if decay:
-    lr = schedules.constant_then_linear_decay(float(lr), config.num_steps * updates_per_step,
-                                              decay * updates_per_step)
-  if name == "adam":
-    return optax.adam(lr, b1=config.b1, b2=config.b2, eps=float(config.get("adam_eps", 1e-8)),
-                      eps_root=float(config.get("adam_eps_root", 0.0)))
-  if name == "rmsprop":
-    return optax.rmsprop(lr, decay=0.99, eps=1e-8, eps_in_sqrt=False)
-  raise ConfigError(f"config.optimizer={name!r} is unknown; choose one of {list(config_lib.OPTIMIZERS)}")
-
-
-def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientTransformation,
-                                                                  optax.GradientTransformation]:
-  """``(g_tx, d_tx)``: the same optimizer for both networks (each with its own state), at
-  ``g_learning_rate`` / ``d_learning_rate`` where set (non-zero), else ``learning_rate``.
-  ``d_ema`` (a decay, 0 = off) makes D's optimizer also keep a Polyak average of D's
-  parameters (:mod:`jaxgan.ema`), which the semi-supervised test accuracy reads.
-  ``decay_steps`` decays both rates to 0 at ``num_steps`` (:func:`build_optimizer`)."""
-  d_tx = build_optimizer(config, config.get("d_learning_rate", 0.0),
-                         updates_per_step=int(config.get("n_critic", 1)))
-  if config.get("d_ema", 0.0):
-    d_tx = optax.chain(d_tx, ema.param_ema(float(config.d_ema)))
-  return build_optimizer(config, config.get("g_learning_rate", 0.0)), d_tx
-
-
-def build_state(config: ml_collections.ConfigDict, image_shape, num_classes: int = 0) -> GANState:
-  """Models and optimizers of ``config``, freshly initialised (``num_classes``: the dataset's,
-  for the label-aware families; 0 = their default). The translation families build their own
-  state (:func:`jaxgan.translation_hooks.build_state`)."""
-  if translation_hooks.is_translation(config):
-    return translation_hooks.build_state(config, image_shape)
-  g_tx, d_tx = build_optimizers(config)
-  try:
-    generator, discriminator = build_models(
-        config.model, image_shape, config.latent_dim,
-        config.generator.to_dict(), config.discriminator.to_dict(), num_classes=num_classes)
-    state = create_state(generator, discriminator, g_tx, d_tx, jax.random.PRNGKey(config.seed))
-  except (TypeError, ValueError) as e:
-    raise ConfigError(f"cannot build model {config.model!r} from config.generator / "
-                      f"config.discriminator: {e}") from None
-  penalties = [k for k in ("gp_weight", "r1_weight") if config.get(k, 0.0) > 0]
-  if penalties and jax.tree.leaves(state.d_batch_stats):
-    raise ConfigError(f"config.{penalties[0]}={config[penalties[0]]}: {BATCHNORM_PENALTY_ERROR}")
-  return state
-
-
-def step_options(config: ml_collections.ConfigDict) -> dict:
-  """The step options of the run's family (``n_critic`` for every family)."""
-  if translation_hooks.is_translation(config):
-    return translation_hooks.step_options(config)
-  return config_lib.step_options(config)
+def build_state(config: ml_collections.ConfigDict, image_shape, num_classes: int = 0):
+  """The fresh state of ``config``'s family (``num_classes``: the dataset's, for the label-aware
+  families; 0 = their default)."""
+  return families.for_config(config).build_state(config, image_shape, num_classes)
 
 
 def select_devices(config: ml_collections.ConfigDict) -> list:
@@ -145,29 +76,23 @@ class _Runner:
 
   One device: the jitted step on plain arrays. Several: :class:`jaxgan.parallel.DataParallel`
   (``config.parallel``), the state replicated, each global batch split over the devices.
-  Checkpoints and samples always see the plain single copy (:meth:`plain`). The translation
-  families give their own step body (:func:`jaxgan.translation_hooks.step_body`), wrapped the
-  same way.
+  Checkpoints and samples always see the plain single copy (:meth:`plain`). The step body is
+  the family's (:meth:`jaxgan.families.Family.step_body`), wrapped the same way for every family.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, devices: list, process_local: bool = False):
-    options = step_options(config)
+  def __init__(self, family: families.Family, config: ml_collections.ConfigDict, devices: list,
+               process_local: bool = False):
+    n_critic = family.step_options(config)["n_critic"]
+    body = family.step_body(config)
     self.process_local = process_local
-    self.steps_per_call = int(config.get("steps_per_call", 1))
-    self.batch_axis = parallel.batch_axis(options["n_critic"], self.steps_per_call)
+    self.steps_per_call = k = int(config.get("steps_per_call", 1))
+    self.batch_axis = parallel.batch_axis(n_critic, k)
     self.dp = None
-    if translation_hooks.is_translation(config):
-      body, k = translation_hooks.step_body(config), self.steps_per_call
-      if len(devices) > 1:
-        self.dp = parallel.DataParallel(mode=config.get("parallel", "shard_map"), devices=devices)
-        self.step = self.dp.fused_step(body, steps_per_call=k, batch_axis=self.batch_axis)
-      else:
-        self.step = jax.jit(parallel.fuse_steps(body, k))
-    elif len(devices) > 1:
+    if len(devices) > 1:
       self.dp = parallel.DataParallel(mode=config.get("parallel", "shard_map"), devices=devices)
-      self.step = self.dp.train_step(config.loss, steps_per_call=self.steps_per_call, **options)
+      self.step = self.dp.fused_step(body, steps_per_call=k, batch_axis=self.batch_axis)
     else:
-      self.step = parallel.make_train_step(config.loss, steps_per_call=self.steps_per_call, **options)
+      self.step = _jitted(body, k)
 
   def place(self, state: GANState) -> GANState:
     return state if self.dp is None else self.dp.replicate(state)
@@ -185,6 +110,13 @@ class _Runner:
       return self.step(state, batch)
     state, metrics = self.step(state, self.dp.shard(batch, self.batch_axis, self.process_local))
     return state, self.dp.metrics(metrics)
+
+
+@functools.lru_cache(maxsize=32)
+def _jitted(body, steps_per_call: int):
+  """The one-device step: ``body`` (``steps_per_call`` of it fused) jitted, one object per body,
+  so runs of a recipe in one process share the compiled step."""
+  return jax.jit(parallel.fuse_steps(body, steps_per_call))
 
 
 def stacked_batches(batches: Iterator[dict], n: int) -> Iterator[dict]:
@@ -319,7 +251,7 @@ def _record_config_changes(workdir: str, config: ml_collections.ConfigDict, step
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
   """Trains (or resumes) the GAN of ``config`` in ``workdir``; returns the final state."""
-  config_lib.validate(config)
+  family = families.check(config)
   devices = select_devices(config)
   main = jax.process_index() == 0  # the only process that writes pictures, logs and the summary
   say = print if main else (lambda *a, **k: None)
@@ -328,18 +260,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     os.makedirs(workdir, exist_ok=True)
 
   procs = jax.process_count()
-  data = data_lib.for_config(config, jax.process_index(), procs)
+  data = family.data(config, jax.process_index(), procs)
   # Several processes, each reading its own part of the split: each feeds its own rows.
   process_local = procs > 1 and getattr(data, "split", "train") != "train"
   local_batch = config.batch_size // procs if process_local else config.batch_size
   image_shape = data.example_shape
-  from jaxgan import conditional_hooks
-  conditional_hooks.check_family(config, data.num_classes)
-  state = build_state(config, image_shape, data.num_classes)
-  state = conditional_hooks.initialise_from_data(state, data, config)  # SGAN: weight-norm init
-  meta = config_lib.model_meta(config, image_shape)
-  n_critic = step_options(config)["n_critic"]
-  runner = _Runner(config, devices, process_local)
+  family.check_data(config, data)
+  state = family.build_state(config, image_shape, data.num_classes)
+  state = family.prepare_state(config, state, data)  # e.g. a data-dependent initialisation
+  meta = family.model_meta(config, image_shape)
+  n_critic = family.step_options(config)["n_critic"]
+  runner = _Runner(family, config, devices, process_local)
   per_call = runner.steps_per_call
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
@@ -351,7 +282,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     if start % per_call:
       raise ConfigError(f"the checkpoint is at step {start}, not a multiple of config.steps_per_call="
                         f"{per_call}; resume with --config.steps_per_call=1 (or a divisor of {start})")
-    hooks = build_hooks(config, workdir, data, write=main, log=say)
+    hooks = family.hooks(config, workdir, data, write=main, log=say)
   except BaseException:
     ckpt.close()
     raise

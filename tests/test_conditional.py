@@ -1,6 +1,7 @@
 """Label-aware GANs: conditional GAN, ACGAN, semi-supervised GAN (models, losses, steps, data, runs)."""
 
 import json
+import types
 import os
 
 import jax
@@ -12,12 +13,17 @@ import pytest
 
 import jaxgan
 from conftest import load_config, tiny
-from jaxgan import conditional_hooks, losses, steps, viz
+from jaxgan import families, losses, optim, steps, viz
+from jaxgan.families import conditional
+from jaxgan.families import sgan as sgan_family
+from jaxgan.families.conditional import make_acgan_step
+from jaxgan.families.sgan import make_sgan_step
 from jaxgan import config as config_lib
+from jaxgan.config import override
 from jaxgan.data import DataError, ImageData
 from jaxgan.data.labeled import SemiSupervisedData, labeled_subset
 from jaxgan.errors import ConfigError
-from jaxgan.models import build_models, family
+from jaxgan.models import build_models
 from jaxgan.state import create_state
 
 
@@ -88,7 +94,7 @@ def test_dcgan_bodies_acgan_and_sgan_shapes_and_counts():
   assert logits.shape == (3, 10) and feats.shape == (3, 16)
   # Weight-normalised Dense layers: kernel + bias + one scale per output unit.
   assert _count(g.d_params) == (784 * 32 + 64) + (32 * 16 + 32) + (16 * 10 + 20)
-  assert [family(m) for m in ("dcgan", "cgan_mlp", "cgan_dcgan", "acgan", "sgan")] == [
+  assert [families.for_model(m).name for m in ("dcgan", "cgan_mlp", "cgan_dcgan", "acgan", "sgan")] == [
       "gan", "cgan", "cgan", "acgan", "sgan"]
 
 
@@ -250,7 +256,7 @@ def test_cgan_step_on_eight_devices_equals_one_device():
 def test_acgan_step_matches_a_hand_written_update(wf):
   state = _state("acgan", (4, 4, 1), {"features": (4,)}, {"body": "mlp", "hidden": (8,)})  # BatchNorm in G
   batch = {"image": _images(6, (4, 4, 1)), "label": jnp.array([0, 1, 2, 3, 4, 5])}
-  new, m = jaxgan.make_train_step(jit=False, fake_class_weight=wf)(state, batch)
+  new, m = make_acgan_step(jit=False, fake_class_weight=wf)(state, batch)
   assert {"d_class_acc_real", "d_class_acc_fake", "d_real_acc", "d_fake_acc", "g_loss"} <= set(m)
   key = steps.step_key(state, 0)
   z, y = steps.sample_latent(state, key, 6), steps.sample_labels(state, key, 6)
@@ -292,7 +298,7 @@ def test_acgan_class_loss_falls_on_a_separable_toy_problem():
   for k, (r, c) in enumerate([(0, 0), (0, 2), (2, 0), (2, 2)]):
     quadrants = quadrants.at[k, r:r + 2, c:c + 2].set(1.0)
   base = quadrants[labels][..., None]
-  step = jaxgan.make_train_step()  # jitted: one compilation, 25 calls
+  step = make_acgan_step()  # jitted: one compilation, 25 calls
   history = []
   for i in range(25):
     noise = 0.1 * jax.random.normal(jax.random.PRNGKey(100 + i), base.shape)
@@ -314,13 +320,13 @@ def _sgan_batch(shape=(4, 4, 1)):
 def test_sgan_step_moves_both_networks_and_the_baseline_ignores_the_fakes():
   state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
   batch = _sgan_batch()
-  full, baseline = jaxgan.make_train_step(jit=False), jaxgan.make_train_step(jit=False, unsupervised_weight=0.0)
+  full, baseline = make_sgan_step(jit=False), make_sgan_step(jit=False, unsupervised_weight=0.0)
   new, m = full(state, batch)
   assert not _leaves_equal(new.d_params, state.d_params) and not _leaves_equal(new.g_params, state.g_params)
   assert {"d_sup_loss", "d_unsup_loss", "d_labeled_acc", "d_real_acc", "d_fake_acc", "g_loss"} <= set(m)
   assert float(m["d_loss"]) == pytest.approx(float(m["d_sup_loss"]) + 0.5 * float(m["d_unsup_loss"]), rel=1e-5)
   # Feature matching is G's default loss; the non-saturating one is another number.
-  _, m_ns = jaxgan.make_train_step(jit=False, feature_matching=False)(state, batch)
+  _, m_ns = make_sgan_step(jit=False, feature_matching=False)(state, batch)
   assert float(m_ns["g_loss"]) != pytest.approx(float(m["g_loss"]))
   # Baseline (unsupervised_weight=0): D's update is the supervised one, whatever G is...
   other_g = state.replace(g_params=jax.tree.map(lambda p: p + 0.5, state.g_params))
@@ -335,8 +341,8 @@ def test_sgan_step_moves_both_networks_and_the_baseline_ignores_the_fakes():
 
 def test_sgan_label_smoothing_changes_only_the_unsupervised_term():
   state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
-  _, plain = jaxgan.make_train_step(jit=False)(state, _sgan_batch())
-  _, smooth = jaxgan.make_train_step(jit=False, label_smoothing=0.1)(state, _sgan_batch())
+  _, plain = make_sgan_step(jit=False)(state, _sgan_batch())
+  _, smooth = make_sgan_step(jit=False, label_smoothing=0.1)(state, _sgan_batch())
   assert float(smooth["d_sup_loss"]) == pytest.approx(float(plain["d_sup_loss"]), rel=1e-6)
   # The same logits (same state, batch and noise): the real term gains 0.1 x mean log Z(real).
   assert float(smooth["d_unsup_loss"]) != pytest.approx(float(plain["d_unsup_loss"]), rel=1e-4)
@@ -346,7 +352,7 @@ def test_sgan_label_smoothing_changes_only_the_unsupervised_term():
 @pytest.mark.parametrize("name,gk,dk,make", [
     ("mlp", {"hidden": (8,)}, {"hidden": (8,)}, jaxgan.make_train_step),    # the reused-fakes step
     ("cgan_mlp", {"hidden": (8,)}, {"hidden": (8,)}, jaxgan.make_d_step),
-    ("acgan", {"features": (4,)}, {"body": "mlp", "hidden": (8,)}, jaxgan.make_train_step),
+    ("acgan", {"features": (4,)}, {"body": "mlp", "hidden": (8,)}, make_acgan_step),
 ])
 def test_label_smoothing_adds_s_times_the_mean_real_logit_to_d_loss(name, gk, dk, make):
   # -[(1 - s) log sigmoid(r) + s log sigmoid(-r)] = -log sigmoid(r) + s r: the smoothed D loss is the
@@ -370,15 +376,15 @@ def test_sgan_test_predictions_are_the_noiseless_argmax_in_any_batching():
   images = np.asarray(_images(7, (4, 4, 1), seed=5))
   want = np.argmax(np.asarray(state.discriminate(jnp.asarray(images), train=False)[0][0]), -1)
   for batch_size in (3, 7, 10):  # a ragged last batch, one batch, a batch larger than the set
-    got = conditional_hooks.discriminator_predictions(state, images, batch_size=batch_size)
+    got = sgan_family.discriminator_predictions(state, images, batch_size=batch_size)
     np.testing.assert_array_equal(got, want)
   labels = want.copy()
   labels[:2] = (labels[:2] + 1) % 10  # two wrong labels of seven
-  acc = conditional_hooks.discriminator_accuracy(state, images, labels, batch_size=3)
+  acc = sgan_family.discriminator_accuracy(state, images, labels, batch_size=3)
   assert acc == pytest.approx(5 / 7)
   # d_params replaces the state's parameters (all-zero logits: argmax is class 0 everywhere).
   zero = jax.tree.map(jnp.zeros_like, state.d_params)
-  assert set(conditional_hooks.discriminator_predictions(state, images, d_params=zero)) == {0}
+  assert set(sgan_family.discriminator_predictions(state, images, d_params=zero)) == {0}
 
 
 def test_weight_norm_dense_data_dependent_init_normalises_and_fixes_hidden_scales():
@@ -489,7 +495,7 @@ def test_adam_epsilon_options_and_d_ema_in_the_trainer_optimizer():
   from jaxgan.ema import find_ema_state
   config = load_config("sgan_mnist")
   assert (config.adam_eps, config.adam_eps_root, config.d_ema) == (0.0, 1e-8, 0.999)
-  g_tx, d_tx = trainer.build_optimizers(config)
+  g_tx, d_tx = optim.build_optimizers(config)
   params = {"w": jnp.ones(3)}
   assert find_ema_state(d_tx.init(params)) is not None and find_ema_state(g_tx.init(params)) is None
   # eps inside the root (their Adam): a gradient of 1e-6 moves by lr * 1e-6 / sqrt(1e-12 + 1e-8),
@@ -510,15 +516,18 @@ def test_adam_epsilon_options_and_d_ema_in_the_trainer_optimizer():
 
 
 def test_family_steps_refuse_options_they_do_not_support():
-  state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
-  with pytest.raises(ValueError, match="gp_weight"):
-    jaxgan.make_train_step(jit=False, gp_weight=10.0)(state, _sgan_batch())
+  with pytest.raises(ConfigError, match="gp_weight is not supported"):
+    families.check(override(load_config("sgan_mnist"), {"gp_weight": 10.0}))
+  with pytest.raises(TypeError, match="gp_weight"):   # the semi-supervised step has no penalty
+    make_sgan_step(jit=False, gp_weight=10.0)
   with pytest.raises(ValueError, match="label_smoothing needs a cross-entropy objective"):
     jaxgan.make_train_step("hinge", label_smoothing=0.1)
+  with pytest.raises(ValueError, match="label_smoothing needs a cross-entropy objective"):
+    make_acgan_step("hinge", label_smoothing=0.1)
   with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 0.5\)"):
     jaxgan.make_train_step(label_smoothing=0.5)
   with pytest.raises(ValueError, match="class_weight"):
-    jaxgan.make_train_step(jit=False, class_weight=-1.0)
+    make_acgan_step(jit=False, class_weight=-1.0)
 
 
 # --- the labelled subset and its stream ---------------------------------------------------
@@ -572,14 +581,14 @@ def test_matching_batch_is_an_independent_resumable_unlabelled_batch():
   data = SemiSupervisedData(_labelled_data(), labels_per_class=3, seed=0, labeled_batch_size=16,
                             matching_batch=True)
   labelled = set(data.labeled_index.tolist())
-  batches = [data.batch(i, 8, seed=5) for i in range(30)]
+  batches = [data.batch(8, seed=5, i=i) for i in range(30)]
   for i, b in enumerate(batches):
     assert set(b) == {"image", "labeled_image", "labeled_label", "matching_image"}
     for k in ("image", "labeled_image", "labeled_label"):  # the rest of the batch is unchanged
-      np.testing.assert_array_equal(b[k], plain.batch(i, 8, seed=5)[k])
+      np.testing.assert_array_equal(b[k], plain.batch(8, seed=5, i=i)[k])
     ids = b["matching_image"][:, 0, 0, 0].astype(int).tolist()
     assert len(set(ids)) == 8 and not labelled & set(ids)  # unlabelled, without repeats
-    np.testing.assert_array_equal(b["matching_image"], data.batch(i, 8, seed=5)["matching_image"])
+    np.testing.assert_array_equal(b["matching_image"], data.batch(8, seed=5, i=i)["matching_image"])
   # Its own permutations: not D's batch, and every unlabelled example once per epoch (188 // 8 = 23 steps).
   assert sum(np.array_equal(b["image"], b["matching_image"]) for b in batches) == 0
   epoch = np.concatenate([b["matching_image"][:, 0, 0, 0] for b in batches[:23]]).astype(int)
@@ -589,7 +598,7 @@ def test_matching_batch_is_an_independent_resumable_unlabelled_batch():
 def test_sgan_feature_matching_reads_the_matching_batch_and_d_ignores_it():
   state = _state("sgan", (4, 4, 1), {"hidden": (16,)}, {"hidden": (32, 16)})
   batch = _sgan_batch()
-  step = jaxgan.make_train_step(jit=False)
+  step = make_sgan_step(jit=False)
   base, m = step(state, batch)
   same, m_same = step(state, {**batch, "matching_image": batch["image"]})
   other, m_other = step(state, {**batch, "matching_image": _images(6, (4, 4, 1), seed=9)})
@@ -602,34 +611,37 @@ def test_sgan_feature_matching_reads_the_matching_batch_and_d_ignores_it():
 
 def test_bad_label_aware_configs_are_one_clear_error():
   config = load_config("cgan_mnist")
+  family = families.for_config(config)
   with pytest.raises(ConfigError, match="no class labels; use a labelled dataset"):
-    conditional_hooks.check_family(config, num_classes=0)
-  conditional_hooks.check_family(config, num_classes=10)
+    family.check_data(config, types.SimpleNamespace(num_classes=0))
+  family.check_data(config, types.SimpleNamespace(num_classes=10))
   config.discriminator.conditioning = "projected"
   with pytest.raises(ConfigError, match="conditioning='projected' is unknown"):
-    conditional_hooks.check_family(config, 10)
+    families.check(config)
   sgan = load_config("sgan_mnist")
   sgan.sgan.labels_per_class = 0
   with pytest.raises(ConfigError, match="sgan.labels_per_class must be an integer >= 1"):
-    conditional_hooks.check_family(sgan, 10)
+    families.check(sgan)
   sgan = load_config("sgan_mnist")
   del sgan.sgan["matching_batch"]  # a recipe's own field is typed (bool); one a user adds is not
   sgan.sgan.matching_batch = 1
   with pytest.raises(ConfigError, match="sgan.matching_batch must be True or False, got 1"):
-    conditional_hooks.check_family(sgan, 10)
+    families.check(sgan)
   acgan = load_config("acgan_fmnist")
   acgan.n_critic = 5
   with pytest.raises(ConfigError, match="n_critic=1"):
-    conditional_hooks.check_family(acgan, 10)
+    families.check(acgan)
   acgan = load_config("acgan_fmnist")
   acgan.acgan.fake_class_weight = -0.5
   with pytest.raises(ConfigError, match="acgan.fake_class_weight"):
-    conditional_hooks.check_family(acgan, 10)
+    families.check(acgan)
   acgan.acgan.fake_class_weight = 1.0  # the paper's D loss, one override away
-  assert conditional_hooks.step_options(acgan) == {"class_weight": 1.0, "fake_class_weight": 1.0}
-  assert conditional_hooks.step_options(load_config("acgan_fmnist"))["fake_class_weight"] == 0.0
-  assert conditional_hooks.step_options(load_config("sgan_mnist")) == {
-      "unsupervised_weight": 0.5, "feature_matching": True}
+  options = lambda c: families.for_config(c).step_options(c)  # noqa: E731
+  assert options(acgan) == {"n_critic": 1, "class_weight": 1.0, "fake_class_weight": 1.0,
+                            "label_smoothing": 0.0}
+  assert options(load_config("acgan_fmnist"))["fake_class_weight"] == 0.0
+  assert options(load_config("sgan_mnist")) == {
+      "n_critic": 1, "unsupervised_weight": 0.5, "feature_matching": True, "label_smoothing": 0.0}
   sgan = load_config("sgan_mnist")
   sgan.label_smoothing = 0.5
   with pytest.raises(ConfigError, match=r"label_smoothing must be in \[0, 0.5\)"):
@@ -638,8 +650,8 @@ def test_bad_label_aware_configs_are_one_clear_error():
   with pytest.raises(ConfigError, match="set it to 0 .or use --config.loss=nonsaturating"):
     config_lib.validate(sgan)
   sgan.loss = "nonsaturating"
-  config_lib.validate(sgan)
-  assert config_lib.step_options(sgan)["label_smoothing"] == 0.1
+  families.check(sgan)
+  assert options(sgan)["label_smoothing"] == 0.1
 
 
 def test_sample_labels_and_label_out_of_range():
@@ -660,7 +672,7 @@ def test_sample_labels_and_label_out_of_range():
 
 def test_class_grid_rows_are_classes_and_columns_share_the_noise():
   s = _state("cgan_mlp", (4, 4, 1), {"hidden": (8,)}, {"hidden": (8,)})
-  z, y = conditional_hooks.class_rows(s, 10, 3)
+  z, y = conditional.class_rows(s, 10, 3)
   assert z.shape == (30, 8) and y.tolist() == [k for k in range(10) for _ in range(3)]
   np.testing.assert_array_equal(z[0], z[27])         # column 0: the same noise in every row
   assert not np.array_equal(z[0], z[1])
@@ -710,11 +722,10 @@ def test_recipe_runs_end_to_end_and_writes_a_class_by_row_grid(tmp_path, mock_fm
 
 
 def test_sgan_recipe_runs_end_to_end_with_test_accuracy(tmp_path, mock_fmnist):
-  from jaxgan import data as data_lib
   from jaxgan import trainer
   config = _tiny("sgan_mnist")
   config.sgan.eval_every = 2
-  assert isinstance(data_lib.for_config(config), SemiSupervisedData)  # the run's data routing
+  assert isinstance(families.for_config(config).data(config), SemiSupervisedData)  # its data
   workdir = str(tmp_path / "sgan")
   trainer.train_and_evaluate(config, workdir)
   with open(os.path.join(workdir, "metrics.jsonl")) as f:

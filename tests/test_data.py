@@ -53,7 +53,8 @@ def test_mock_pipeline_normalises_and_resizes(mock_fmnist):
 def test_process_parts_partition_the_split(real_data_dir):
   """Multi-process runs: process i of n reads the i-th even part; the parts tile the split in order."""
   import ml_collections
-  from jaxgan.data import for_config
+  from jaxgan.families.base import Family
+  for_config = Family().data   # the image families' data: process i of n
   full = load("fashion_mnist", "train", None, data_dir=real_data_dir)
   config = ml_collections.ConfigDict({"dataset": "fashion_mnist", "image_size": 0, "data": {
       "data_dir": real_data_dir, "manual_dir": "", "process_split": "shard"}})

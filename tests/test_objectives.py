@@ -12,6 +12,8 @@ from conftest import load_config, read_metrics, tiny
 from jaxgan import losses, trainer
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import ConfigError
+from jaxgan.families.began import BEGANState, make_began_step
+from jaxgan.state import GANState
 
 REAL = np.array([2.0, -1.0, 0.5])
 FAKE = np.array([-3.0, 0.0, 1.5])
@@ -240,7 +242,7 @@ def _began_state(seed=0):
   from jaxgan.models import build_models
   g, d = build_models("began", (8, 8, 1), 8, {"filters": 4}, {"filters": 4, "embedding": 8})
   tx = optax.adam(1e-3, b1=0.5)
-  return jaxgan.create_state(g, d, tx, tx, jax.random.PRNGKey(seed))
+  return BEGANState.of(jaxgan.create_state(g, d, tx, tx, jax.random.PRNGKey(seed)))
 
 
 @pytest.fixture(scope="module")
@@ -268,7 +270,7 @@ def test_began_models_energies_and_resize_convolution(began_state):
 def test_began_step_updates_k_by_its_control_law(began_state):
   import jaxgan
   batch = {"image": jax.random.uniform(jax.random.PRNGKey(1), (4, 8, 8, 1), minval=-1, maxval=1)}
-  step = jaxgan.make_train_step("began", began_gamma=0.5, began_lambda_k=0.1)
+  step = make_began_step(gamma=0.5, lambda_k=0.1)
   state = began_state.replace(k_t=jnp.float32(0.5))
   for _ in range(3):
     k = float(state.k_t)
@@ -318,7 +320,35 @@ def test_a_checkpoint_without_k_t_restores_with_k_t_zero(tmp_path, began_state):
   ckpt.close()
 
 
+def test_a_checkpoint_of_the_first_layout_restores_into_a_state_without_k_t(tmp_path, began_state):
+  # The first checkpoint format kept k_t in every family's state; a GANState has none now.
+  import orbax.checkpoint as ocp
+  from flax import serialization
+  plain = GANState(**{f: getattr(began_state, f) for f in GANState.__dataclass_fields__})
+  assert "k_t" not in serialization.to_state_dict(plain)
+  old = {**serialization.to_state_dict(plain.replace(step=jnp.int32(5))), "k_t": np.float32(0.25)}
+  ckpt = Checkpointer(str(tmp_path / "ckpt"))
+  ckpt._manager.save(5, args=ocp.args.Composite(state=ocp.args.StandardSave(old),
+                                                  meta=ocp.args.JsonSave({"model": "began"})))
+  ckpt.wait()
+  restored = ckpt.restore(plain, {"model": "began"})
+  assert int(restored.step) == 5 and not hasattr(restored, "k_t")
+  restored_began = ckpt.restore(began_state, {"model": "began"})   # BEGAN reads its k_t back
+  assert float(restored_began.k_t) == 0.25
+  ckpt.close()
+
+
+def test_began_refuses_what_its_step_does_not_train(tmp_path):
+  for key, value, match in (("n_critic", 5, "n_critic"), ("gp_weight", 10.0, "gp_weight"),
+                            ("loss", "hinge", "config.loss='hinge' cannot train")):
+    config = _config("began_fmnist")
+    config[key] = value
+    with pytest.raises(ConfigError, match=match):
+      trainer.train_and_evaluate(config, str(tmp_path / "run"))
+  assert not os.path.exists(tmp_path / "run")
+
+
 def test_began_loss_needs_the_began_model(tmp_path):
   config = _config("dcgan_fmnist", loss="began")
-  with pytest.raises(ConfigError, match="BEGAN objective needs the auto-encoder discriminator"):
+  with pytest.raises(ConfigError, match="config.loss='began' cannot train config.model='dcgan'"):
     trainer.train_and_evaluate(config, str(tmp_path / "run"))

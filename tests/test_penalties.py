@@ -317,7 +317,7 @@ def _convolutions(fn, *args):
 def test_adjoint_gp_double_backward_has_no_input_dilated_convolution():
   # An input-dilated ("transposed") convolution is XLA's own input gradient of a stride-2
   # convolution; differentiated once more with respect to its kernel (the penalty's parameter
-  # gradient) it becomes XLA:CPU's slow generic convolution (benchmarks/README.md, bench_gp).
+  # gradient) it becomes XLA:CPU's slow generic convolution (docs/performance.md, bench_gp).
   # "adjoint" computes every input gradient, of any order, as the per-phase up-sampling.
   # (The 1-channel image layer's up-sampling keeps the dilated form: it is tiny.)
   params, real, fake, key, _ = _dcgan_gp_case()
@@ -331,3 +331,41 @@ def test_adjoint_gp_double_backward_has_no_input_dilated_convolution():
       lambda x: DCGANDiscriminator((8, 16, 32), norm="layer", conv_impl="xla").apply({"params": p}, x),
       real, fake, key)), params)
   assert any(tuple(p["lhs_dilation"]) != (1, 1) and min(rhs[2:]) > 1 for _, rhs, p in plain)
+
+
+def test_the_penalty_rule_looks_for_batchnorm_layers_not_for_batch_stats():
+  # One rule (jaxgan.steps.penalty_refusal): a critic with BatchNorm layers is refused a gradient
+  # penalty; a spectrally normalised critic keeps its power-iteration vectors in batch_stats too,
+  # and is accepted, and its WGAN-GP step runs.
+  import flax.linen as nn
+  import optax
+  from jaxgan.models import MLPGenerator
+
+  class SNCritic(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+      x = x.reshape((x.shape[0], -1))
+      x = nn.leaky_relu(nn.SpectralNorm(nn.Dense(16))(x, update_stats=train), 0.2)
+      return nn.SpectralNorm(nn.Dense(1))(x, update_stats=train)[:, 0]
+
+  class BNCritic(nn.Module):
+    @nn.compact
+    def __call__(self, x, train: bool = True):
+      x = nn.Dense(16)(x.reshape((x.shape[0], -1)))
+      x = nn.BatchNorm(use_running_average=not train)(x)
+      return nn.Dense(1)(nn.leaky_relu(x, 0.2))[:, 0]
+
+  x = jnp.zeros((2, 4, 4, 1))
+  assert steps.penalty_refusal(SNCritic(), x) is None
+  assert "BatchNorm mixes examples" in steps.penalty_refusal(BNCritic(), x)
+  g = MLPGenerator(image_shape=(4, 4, 1), latent_dim=4, hidden=(8,), batchnorm=False)
+  tx = optax.adam(1e-3, b1=0.5)
+  state = jaxgan.create_state(g, SNCritic(), tx, tx, jax.random.PRNGKey(0))
+  assert jax.tree.leaves(state.d_batch_stats)   # the SN vectors: a non-empty batch_stats
+  batch = {"image": jax.random.uniform(jax.random.PRNGKey(1), (4, 4, 4, 1), minval=-1, maxval=1)}
+  new, m = jaxgan.make_d_step("wasserstein", gp_weight=10.0)(state, batch)
+  assert np.isfinite(float(m["gp"])) and not np.allclose(
+      jax.tree.leaves(new.d_batch_stats)[0], jax.tree.leaves(state.d_batch_stats)[0])
+  bn = jaxgan.create_state(g, BNCritic(), tx, tx, jax.random.PRNGKey(0))
+  with pytest.raises(ValueError, match="BatchNorm mixes examples"):
+    jaxgan.make_d_step("wasserstein", gp_weight=10.0)(bn, batch)

@@ -116,5 +116,7 @@ def test_step_randomness_depends_on_the_step_counter(state_and_batch):
 
 
 def test_make_step_rejects_unknown_loss():
-  with pytest.raises(ValueError, match="unknown GAN loss"):
+  with pytest.raises(ValueError, match="'wassersteinn' is not an objective on real / fake logits"):
     jaxgan.make_train_step("wassersteinn")
+  with pytest.raises(ValueError, match="'began' is not an objective"):   # BEGAN's family step
+    jaxgan.make_train_step("began")

@@ -13,12 +13,12 @@ from PIL import Image
 import jaxgan
 from conftest import load_config
 from jaxgan import config as config_lib
-from jaxgan import film, parallel, steps
-from jaxgan.data import for_config, toy
+from jaxgan import families, film, parallel, steps
+from jaxgan.data import toy
 from jaxgan.errors import ConfigError
 from jaxgan.metrics.modes import mode_metrics_np
 from jaxgan.models import build_models
-from jaxgan.multiseed import MultiSeed, unstack
+from jaxgan.families.toy import MultiSeed, check_toy_config, eval_points, unstack
 
 HQ_EXPECTED = 100 * (1 - math.exp(-4.5))  # 98.89 %: 2-D Gaussian mass within 3 std
 
@@ -106,9 +106,9 @@ def test_sampler_is_pure_and_jittable_and_the_stream_resumes():
 def test_for_config_and_validate_accept_the_toy_recipes():
   for name in ("ring", "grid", "spiral", "spiral_stable"):
     c = load_config(f"toy_{name}")
-    config_lib.validate(c)
+    family = families.check(c)
     assert c.model == "toy2d" and c.image_size == 0 and c.film_every > 0
-    assert isinstance(for_config(c), toy.ToyData)
+    assert isinstance(family.data(c), toy.ToyData)
   stable = load_config("toy_spiral_stable")
   assert (stable.g_learning_rate, stable.b1, stable.learning_rate) == (2e-4, 0.5, 1e-3)
   collapsing = load_config("toy_spiral")
@@ -183,12 +183,11 @@ def test_packing_under_data_parallelism_checks_the_per_device_batch():
   new, _ = dp.train_step()(dp.replicate(state), dp.shard(batch))
   one, _ = steps.make_train_step()(state, batch)
   _tree_close(dp.unreplicate(new).d_params, one.d_params, rtol=1e-5, atol=1e-6)
-  from jaxgan.toylab import check_config
   c = _toy(**{"discriminator.pack": 4, "num_devices": 4})
   with pytest.raises(ConfigError, match="multiple of 16"):
-    check_config(c)
+    check_toy_config(c)
   c.batch_size = 16
-  check_config(c)
+  check_toy_config(c)
 
 
 # -- the film ------------------------------------------------------------------------------------
@@ -234,7 +233,7 @@ def test_multiseed_run_for_seed_s_equals_a_single_run_with_seed_s():
   states, metrics = ms.run(ms.init(), 3)
   assert metrics["d_loss"].shape == (2,)
   k = config.n_critic
-  step = steps.make_train_step(config.loss, **config_lib.step_options(config))
+  step = steps.make_train_step(config.loss, **families.for_config(config).step_options(config))
   for i, seed in enumerate((3, 5)):
     config.seed = seed
     single = build_state(config, (2,))
@@ -251,7 +250,6 @@ def test_multiseed_run_for_seed_s_equals_a_single_run_with_seed_s():
                          unstack(states, 1).g_params["Dense_0"]["kernel"])
   scores = ms.mode_metrics(states)
   assert scores["modes"].shape == (2,)
-  from jaxgan.multiseed import eval_points
   by_one = mode_metrics_np(eval_points(unstack(states, 1)), *toy.modes("grid"))
   assert int(scores["modes"][1]) == by_one["modes"]
   assert float(scores["high_quality"][1]) == pytest.approx(by_one["high_quality"], abs=0.05)
@@ -327,3 +325,23 @@ def test_bench_toy_json_holds_the_per_seed_scores_behind_the_table(tmp_path, cap
   table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| GAN (jaxgan)")]
   mean_modes = sum(row["modes"]) / 3
   assert table and table[0].split("|")[2].strip().startswith(f"{mean_modes:.1f}")
+
+
+@pytest.mark.parametrize("dataset,steps", [("ring", 120_000), ("grid", 100_000)])
+def test_stable_configs_are_the_benchmarked_stable_row(dataset, steps):
+  # configs/toy_<dataset>_stable.py trains, through train.py, the row bench_toy.py measured over
+  # 10 seeds: every key that changes what is computed is the same.
+  import os
+  import sys
+  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                  "benchmarks"))
+  import bench_toy
+  args = bench_toy.parse_args(["--stable", "r1_small", "--steps", str(steps), "--lr", "1e-3",
+                               "--b1", "0.5", "--decay_steps", str(steps // 2)])
+  bench = config_lib.flat(bench_toy.row_config(dataset, "stable", "r1_small", args))
+  mine = config_lib.flat(load_config(f"toy_{dataset}_stable"))
+  ignore = set(config_lib.BOOKKEEPING_KEYS) | {"film_every"}
+  assert {k: v for k, v in mine.items() if k not in ignore} == {
+      k: v for k, v in bench.items() if k not in ignore}
+  assert mine["r1_weight"] == 0.01 and mine["decay_steps"] == steps // 2
+  families.check(load_config(f"toy_{dataset}_stable"))

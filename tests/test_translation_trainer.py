@@ -159,10 +159,14 @@ def test_cyclegan_resume_is_exact(cyclegan_run, tmp_path):
 def test_sample_cli_writes_the_translation_figure(cyclegan_run, tmp_path):
   from jaxgan import sample
   _, workdir, _ = cyclegan_run
-  out, png, caption = sample.save_translations(workdir, 10, str(tmp_path / "t.npz"))
-  images = np.load(out)["images"]
+  drawing = sample.draw(workdir, 10)
+  out, png = sample.save_drawing(drawing, str(tmp_path / "t.npz"))
+  saved = np.load(out)
+  images, caption = saved["images"], str(saved["caption"])
   assert images.shape == (10, 6, 28, 28, 3) and images.dtype == np.uint8
-  assert os.path.getsize(png) > 1000 and "G(a)" in caption
+  assert os.path.getsize(png) > 1000 and "G(a)" in caption and caption in drawing.description
+  with pytest.raises(sample.SampleError, match="--label 3: a translation run"):
+    sample.draw(workdir, 10, label=3)
 
 
 # ------------------------------------------------------------------------------- StarGAN
@@ -189,7 +193,7 @@ def test_stargan_multi_dataset_run_on_two_devices(tmp_path, cache_dir):
 
 
 def test_stargan_measurements_by_target_tell_the_truth_from_the_identity(cache_dir):
-  from jaxgan import translation_hooks as th
+  from jaxgan.families import translation as th
   config = _config("stargan_mnist", cache_dir)
   config.stargan.attributes = ""  # all five, the inversion included
   meter = th.Meter(config, {"mnist": _raw_gray("mnist")[0]}, 200, cache_dir=cache_dir,
@@ -222,7 +226,7 @@ def test_stargan_measurements_by_target_tell_the_truth_from_the_identity(cache_d
 
 
 def test_model_meta_records_label_norm_only_when_on(cache_dir):
-  from jaxgan import translation_hooks as th
+  from jaxgan.families import translation as th
   config = _config("stargan_mnist", cache_dir)
   meta = th.model_meta(config, (28, 28, 3))["generator"]
   # Checkpoints written before the option existed carry no such key and must still restore.

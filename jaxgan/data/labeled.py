@@ -21,7 +21,7 @@ from typing import Iterator
 
 import numpy as np
 
-from jaxgan.data.tfds_data import DataError, ImageData
+from jaxgan.data.tfds_data import DataError, ImageData, load
 
 _SUBSET_TAG = 0x1AB5     # seeds of the subset choice and of the two streams, kept apart
 _UNLABELED_TAG = 0x0
@@ -73,7 +73,7 @@ def _cycled(n: int, batch_size: int, seed: int, i: int) -> np.ndarray:
 class SemiSupervisedData:
   """A split with a labelled subset (``labels_per_class`` per class) and the rest unlabelled.
 
-  Has the dataset interface of :func:`jaxgan.data.for_config`
+  Has the dataset interface of :meth:`jaxgan.families.Family.data`
   (``example_shape``, ``num_classes``, ``name``, ``stream``).
   ``labeled_batch_size`` (0 = the unlabelled batch size) is the labelled
   minibatch of every step; the subset is cycled through in seeded epochs.
@@ -111,7 +111,7 @@ class SemiSupervisedData:
   def name(self) -> str:
     return self.base.name
 
-  def batch(self, i: int, batch_size: int, seed: int) -> dict[str, np.ndarray]:
+  def batch(self, batch_size: int, seed: int, i: int) -> dict[str, np.ndarray]:
     """Batch ``i`` of the stream with ``batch_size`` unlabelled examples (pure in ``seed``, ``i``)."""
     n_unl = len(self.unlabeled_index)
     if batch_size > n_unl:
@@ -140,10 +140,10 @@ class SemiSupervisedData:
 
   def stream(self, batch_size: int, seed: int, start: int = 0) -> Iterator[dict[str, np.ndarray]]:
     """Endless batches from batch ``start`` on; batch ``i`` is :meth:`batch` ``(i, ...)``."""
-    self.batch(start, batch_size, seed)  # fail now, not in the loop, on a bad batch size
+    self.batch(batch_size, seed, start)  # fail now, not in the loop, on a bad batch size
     i = start
     while True:
-      yield self.batch(i, batch_size, seed)
+      yield self.batch(batch_size, seed, i)
       i += 1
 
 
@@ -152,7 +152,6 @@ def for_config(config, data: ImageData | None = None) -> SemiSupervisedData:
   process, so every process picks the same subset) with ``config.sgan.labels_per_class`` labels
   per class chosen with ``config.seed``."""
   if data is None:
-    from jaxgan.data import load
     data = load(config.dataset, "train", config.image_size or None,
                 data_dir=config.data.data_dir or None, manual_dir=config.data.manual_dir or None)
   sgan = config.get("sgan", {})

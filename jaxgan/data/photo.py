@@ -32,6 +32,7 @@ import numpy as np
 
 from jaxgan.data.domains import _Indices, _stream
 from jaxgan.errors import ConfigError
+from jaxgan.data.tfds_data import manual_subdir, needed_files  # noqa: F401 - re-exported
 
 CELEBA = "celeb_a"
 CYCLE_GAN = "cycle_gan"
@@ -44,21 +45,6 @@ CYCLEGAN_LOAD_RATIO = 286 / 256
 def is_photo(name: str) -> bool:
   """Whether ``name`` is one of the real translation datasets (``celeb_a``, ``cycle_gan/<pair>``)."""
   return name == CELEBA or name.startswith(CYCLE_GAN + "/")
-
-
-def manual_subdir(name: str) -> str:
-  """The folder of ``name``'s original files under the manual directory (``cycle_gan`` for every pair)."""
-  return name.split("/")[0]
-
-
-def needed_files(name: str, url_infos: dict) -> list[str]:
-  """The original files ``name`` is built from: a CycleGAN pair needs only its own zip (tfds's
-  ``cycle_gan`` builder lists every pair's)."""
-  files = sorted({u.filename for u in url_infos.values() if u.filename})
-  if name.startswith(CYCLE_GAN + "/"):
-    pair = name.split("/", 1)[1]
-    return [f for f in files if f == f"{pair}.zip"] or [f"{pair}.zip"]
-  return files
 
 
 def celeba_attribute_names() -> tuple[str, ...]:

@@ -57,6 +57,21 @@ def resolve_manual_dir(manual_dir: str | None) -> str | None:
   return os.path.abspath(os.path.expanduser(manual_dir)) if manual_dir else None
 
 
+def manual_subdir(name: str) -> str:
+  """The folder of ``name``'s original files under the manual directory (``cycle_gan`` for every pair)."""
+  return name.split("/")[0]
+
+
+def needed_files(name: str, url_infos: dict) -> list[str]:
+  """The original files ``name`` is built from: a CycleGAN pair needs only its own zip (tfds's
+  ``cycle_gan`` builder lists every pair's)."""
+  files = sorted({u.filename for u in url_infos.values() if u.filename})
+  if name.startswith("cycle_gan/"):
+    pair = name.split("/", 1)[1]
+    return [f for f in files if f == f"{pair}.zip"] or [f"{pair}.zip"]
+  return files
+
+
 def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = None):
   """Builds ``name`` with tfds if needed and returns its builder.
 
@@ -77,10 +92,9 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   manual_dir = resolve_manual_dir(manual_dir)
   url_infos = getattr(builder, "url_infos", None) or {}
   config = tfds.download.DownloadConfig(try_download_gcs=False)
-  from jaxgan.data import photo
-  needed = photo.needed_files(name, url_infos)
+  needed = needed_files(name, url_infos)
   if manual_dir:
-    sub = photo.manual_subdir(name)
+    sub = manual_subdir(name)
     ds_dir = os.path.join(manual_dir, sub)
     missing = [f for f in needed if not os.path.exists(os.path.join(ds_dir, f))]
     if not os.path.isdir(ds_dir) or missing:
@@ -100,7 +114,7 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
       raise DataError(
           f"{name} is not built in {builder.data_dir_root} and {', '.join(offline)} cannot be "
           f"reached to download it. On an offline machine, set {MANUAL_DIR_ENV}=/path/to/raw "
-          f"(or --config.data.manual_dir) to a directory holding '{photo.manual_subdir(name)}/' "
+          f"(or --config.data.manual_dir) to a directory holding '{manual_subdir(name)}/' "
           f"with the original "
           f"files: {', '.join(needed)}.")
   try:
@@ -141,6 +155,10 @@ class ImageData:
   def example_shape(self) -> tuple[int, ...]:
     """The shape of one example (``(H, W, C)``)."""
     return tuple(self.images.shape[1:])
+
+  def batch(self, batch_size: int, seed: int, i: int) -> dict[str, np.ndarray]:
+    """Batch ``i`` of :meth:`stream` ``(batch_size, seed)``."""
+    return BatchStream(self, batch_size, seed).batch(i)
 
   def stream(self, batch_size: int, seed: int, start: int = 0) -> "BatchStream":
     """Shuffled batches ``{"image", "label"}``; batch ``i`` is a pure function of ``(seed, i)``."""

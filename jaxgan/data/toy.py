@@ -15,9 +15,9 @@
 
 :func:`sample` is pure and jittable (``name`` and ``n`` static).
 :class:`ToyData` is the dataset object the trainer reads (see
-:func:`jaxgan.data.for_config`): batch ``i`` of ``stream(B, seed)`` is
+:meth:`jaxgan.families.Family.data`): batch ``i`` of ``stream(B, seed)`` is
 ``sample(name, fold_in(stream_key(seed), i), B)``, computed by the same jitted
-function :mod:`jaxgan.multiseed` calls inside its vmapped trainer (the base key
+function :class:`jaxgan.families.toy.MultiSeed` calls inside its vmapped trainer (the base key
 is ``fold_in(PRNGKey(seed), DATA_TAG)``, see :func:`stream_key`). The batch
 key is ``"image"`` so every train step works unchanged: for toy data an
 "image" is a point ``[B, 2]``.

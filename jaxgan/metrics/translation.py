@@ -22,7 +22,7 @@ answer ``T_c(x)``. Four numbers (pixels in [-1, 1]):
   ``L_rec``; CycleGAN's ``|F(G(a)) - a|``).
 
 The functions take images and labels (numpy) and return floats; the trainer's
-hook (:mod:`jaxgan.translation_hooks`) runs the generator.
+hook (:mod:`jaxgan.families.translation`) runs the generator.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from jaxgan.models.layers import Upsample2x
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
 from jaxgan.models.toy2d import Toy2DDiscriminator, Toy2DGenerator
 
-# family name -> (generator class, discriminator class)
+# model name -> (generator class, discriminator class); each name is trained by one family
+# (jaxgan.families)
 MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "mlp": (MLPGenerator, MLPDiscriminator),
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
@@ -34,15 +35,10 @@ MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
 }
 
 
-def family(name: str) -> str:
-  """How the model ``name`` uses labels: ``"gan"`` (not at all), ``"cgan"``, ``"acgan"`` or ``"sgan"``."""
-  return getattr(MODELS[name][1], "family", "gan") if name in MODELS else "gan"
-
-
 def build_models(name: str, image_shape: Sequence[int], latent_dim: int,
                  generator_kwargs: Mapping[str, Any] | None = None,
                  discriminator_kwargs: Mapping[str, Any] | None = None, num_classes: int = 0):
-  """Returns ``(generator, discriminator)`` modules of the family ``name``.
+  """Returns ``(generator, discriminator)`` modules of the model ``name``.
 
   ``num_classes`` (the dataset's; 0 = keep the modules' default) reaches the
   label-aware modules (those with a ``num_classes`` field) unless their kwargs set it.
@@ -61,6 +57,6 @@ def build_models(name: str, image_shape: Sequence[int], latent_dim: int,
 
 __all__ = ["MODELS", "build_models", "MLPGenerator", "MLPDiscriminator",
            "DCGANGenerator", "DCGANDiscriminator", "BEGANGenerator", "BEGANDiscriminator",
-           "Toy2DGenerator", "Toy2DDiscriminator", "Upsample2x", "family",
+           "Toy2DGenerator", "Toy2DDiscriminator", "Upsample2x",
            "ConditionalMLPGenerator", "ConditionalMLPDiscriminator", "ConditionalDCGANGenerator",
            "ConditionalDCGANDiscriminator", "ACGANDiscriminator", "SGANGenerator", "SGANDiscriminator"]

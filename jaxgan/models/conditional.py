@@ -17,9 +17,7 @@
   (:func:`jaxgan.losses.sgan_real_probability`). ``features`` (the last hidden
   layer) serve the feature-matching generator loss.
 
-``family`` (a class attribute of each discriminator) tells :mod:`jaxgan.steps`
-how to read the discriminator's output: ``"cgan"`` (one logit, the ordinary
-GAN step with labels threaded through), ``"acgan"`` or ``"sgan"``.
+Which step trains them is their family's business (:mod:`jaxgan.families`).
 Models know nothing of losses: they only declare the shape of what they return.
 """
 
@@ -168,7 +166,6 @@ class ConditionalMLPDiscriminator(nn.Module):
   hidden: Sequence[int] = (512, 256)
   negative_slope: float = 0.2
   takes_label: ClassVar[bool] = True
-  family: ClassVar[str] = "cgan"
 
   @nn.compact
   def __call__(self, x: jax.Array, label: jax.Array, train: bool = True) -> jax.Array:
@@ -201,7 +198,6 @@ class ConditionalDCGANDiscriminator(nn.Module):
   conv_impl: str = "auto"
   bn_axis_name: str | None = None
   takes_label: ClassVar[bool] = True
-  family: ClassVar[str] = "cgan"
 
   @nn.compact
   def __call__(self, x: jax.Array, label: jax.Array, train: bool = True) -> jax.Array:
@@ -232,7 +228,6 @@ class ACGANDiscriminator(nn.Module):
   norm: str = "batch"
   conv_impl: str = "auto"
   bn_axis_name: str | None = None
-  family: ClassVar[str] = "acgan"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
@@ -320,7 +315,6 @@ class SGANDiscriminator(nn.Module):
   norm: str = "none"
   conv_impl: str = "auto"
   bn_axis_name: str | None = None
-  family: ClassVar[str] = "sgan"
 
   def _noise(self, x: jax.Array, std: float, train: bool) -> jax.Array:
     if not train or std <= 0:

@@ -237,7 +237,7 @@ def conv_down_adjoint(x: jax.Array, kernel: jax.Array) -> jax.Array:
 # computation. Plain ``conv_down`` there would get XLA's own derivatives (an
 # input-dilated convolution for the input gradient, an unchunked weight gradient),
 # 5-16 % slower in the WGAN-GP critic step than the adjoint pair on XLA:CPU
-# (benchmarks/README.md, ``bench_gp.py``). Each call strips one level of
+# (docs/performance.md, ``bench_gp.py``). Each call strips one level of
 # differentiation, so the recursion ends in the plain formulation.
 def _conv_down_fwd(x, kernel):
   return conv_down_adjoint(x, kernel), (x, kernel)
@@ -375,3 +375,22 @@ def resolve_conv_impl(impl: str) -> str:
   if impl not in CONV_IMPLS:
     raise ValueError(f"unknown conv impl {impl!r}; choose 'auto' or one of {sorted(CONV_IMPLS)}")
   return impl
+
+
+def uses_batchnorm(module: nn.Module, *args) -> bool:
+  """Whether ``module`` called on ``args`` (arrays or ``jax.ShapeDtypeStruct``) runs a BatchNorm layer.
+
+  Traced shape-only (nothing is computed) with a method interceptor that sees
+  every submodule call, so it finds the layer itself, not a ``batch_stats``
+  collection (which other layers, e.g. spectral normalisation, also keep).
+  """
+  found = []
+
+  def interceptor(next_fun, call_args, call_kwargs, context):
+    if isinstance(context.module, nn.BatchNorm):
+      found.append(context.module)
+    return next_fun(*call_args, **call_kwargs)
+
+  with nn.intercept_methods(interceptor):
+    jax.eval_shape(lambda *xs: module.init(jax.random.PRNGKey(0), *xs, train=False), *args)
+  return bool(found)

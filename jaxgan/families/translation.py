@@ -1,24 +1,21 @@
-"""Image-to-image translation families in the trainer: config checks, data, state, step, pictures, numbers.
+"""Image-to-image translation: CycleGAN (Zhu et al., 2017) and StarGAN (Choi et al., 2018).
 
-``config.model`` ``"cyclegan"`` or ``"stargan"`` selects a translation family
-(:mod:`jaxgan.translation`); the generic loop of :mod:`jaxgan.trainer` asks
-this module, in the few places where families differ, for:
+``config.model`` ``"cyclegan"`` or ``"stargan"``; the states and pure steps are
+in :mod:`jaxgan.translation`. These families bring their own:
 
-* :func:`check_config`: the family's config errors (one :class:`ConfigError`
-  naming the key and the fix), including image sizes the networks cannot
-  round-trip, label vectors that do not match the models' domain count, and
-  a mask-vector run with one dataset;
-* :func:`for_config`: the domain data (:mod:`jaxgan.data.domains`: two
-  known transforms of MNIST for CycleGAN; MNIST attributes, plus
-  Fashion-MNIST's colour domains with ``multi_dataset``, for StarGAN);
-* :func:`build_state` / :func:`step_body`: the state and the un-jitted step
-  ``body(state, batch, axis_name=None)`` that the trainer jits or maps over
-  devices (:class:`jaxgan.parallel.DataParallel`), and :func:`model_meta`;
-* :func:`build_hooks`: :class:`TranslationGrid` (every ``sample_every``:
-  CycleGAN's A -> B -> A and B -> A -> B triplets; StarGAN's figure rows, an
-  input followed by its translation to each target domain) and
-  :class:`TranslationEvaluate` (every ``eval_every``: the ground-truth
-  measurements of :mod:`jaxgan.metrics.translation`).
+* config checks (image sizes the networks cannot round-trip, label vectors
+  that do not match the models' domain count, a mask-vector run with one dataset);
+* data (:mod:`jaxgan.data.domains`: two known transforms of MNIST for
+  CycleGAN; MNIST attributes, plus Fashion-MNIST's colour domains with
+  ``multi_dataset``, for StarGAN; or real photos, :mod:`jaxgan.data.photo`);
+* state and step (two generators or one label-conditioned one, history pools,
+  linear learning-rate decay);
+* hooks: :class:`TranslationGrid` (every ``sample_every``: CycleGAN's
+  A -> B -> A and B -> A -> B triplets; StarGAN's figure rows, an input followed
+  by its translation to each target domain) and :class:`TranslationEvaluate`
+  (every ``eval_every``: the ground-truth measurements of
+  :mod:`jaxgan.metrics.translation`);
+* what ``jaxgan.sample`` draws: the figure rows of held-out test images.
 
 Recipe keys (``configs/cyclegan_mnist.py``, ``configs/stargan_mnist.py``):
 ``cyclegan.{domain_a, domain_b, lambda_cycle, lambda_identity, pool_size}``;
@@ -42,17 +39,14 @@ from jaxgan import translation as tr
 from jaxgan import viz
 from jaxgan.data import domains, photo
 from jaxgan.errors import ConfigError
+from jaxgan.families.base import Drawing, Family, jsonable
+from jaxgan.generation import batched
 from jaxgan.hooks import Hook
 from jaxgan.models.translation import PatchGANDiscriminator, ResNetGenerator, StarGANDiscriminator
 
-FAMILIES = ("cyclegan", "stargan")
 DATASETS = ("mnist", "fashion_mnist")
 GRID_ROWS = 8
 EVAL_SEED = 2**31 - 4  # seed of the evaluation's source / target labels
-
-
-def is_translation(config: ml_collections.ConfigDict) -> bool:
-  return config.get("model") in FAMILIES
 
 
 # ---------------------------------------------------------------------------------------
@@ -148,6 +142,9 @@ def _number(config, key: str, value, minimum: float = 0.0) -> None:
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises :class:`ConfigError` for a translation config that cannot run (before any data is read)."""
   fam = config.model
+  if config.get("label_smoothing", 0.0):
+    raise ConfigError(f"config.label_smoothing is not supported by config.model={fam!r} "
+                      f"(its critics train on their own objective); set it to 0")
   if config.get("optimizer", "adam") != "adam":
     raise ConfigError(f"config.model={fam!r} trains with Adam and a linear decay (both papers); "
                       f"set --config.optimizer=adam")
@@ -311,11 +308,10 @@ def model_meta(config: ml_collections.ConfigDict, image_shape) -> dict:
     domains_meta = [config.cyclegan.domain_a, config.cyclegan.domain_b]
   else:
     domains_meta = [[n, list(spec.names), spec.kind] for n, spec in stargan_datasets(config)]
-  from jaxgan.config import _jsonable
   return {"model": config.model, "dataset": config.dataset,
           "image_shape": [int(s) for s in image_shape],
-          "generator": _jsonable(fields(generator)), "discriminator": _jsonable(fields(discriminator)),
-          "domains": _jsonable(domains_meta)}
+          "generator": jsonable(fields(generator)), "discriminator": jsonable(fields(discriminator)),
+          "domains": jsonable(domains_meta)}
 
 
 # ---------------------------------------------------------------------------------------
@@ -349,27 +345,14 @@ def held_out(config, name: str) -> tuple[np.ndarray, np.ndarray]:
   return _test_split(name, config.data.data_dir, config.data.manual_dir, config.image_size)
 
 
-def _batched(fn: Callable, *arrays, batch_size: int = 250) -> np.ndarray:
-  """``fn(*chunks)`` over chunks of ``batch_size`` rows (the last padded: one compiled shape)."""
-  n, out = len(arrays[0]), []
-  size = min(batch_size, n)
-  for start in range(0, n, size):
-    chunk = [np.asarray(a[start:start + size]) for a in arrays]
-    valid = len(chunk[0])
-    if valid < size:
-      chunk = [np.concatenate([c, np.repeat(c[-1:], size - valid, 0)]) for c in chunk]
-    out.append(np.asarray(fn(*chunk), np.float32)[:valid])
-  return np.concatenate(out)
-
-
 def cyclegan_translate(state, x: np.ndarray, direction: str) -> np.ndarray:
   """``G(x)`` (``"ab"``) or ``F(x)`` (``"ba"``) in jitted batches."""
-  return _batched(lambda v: tr.translate_cyclegan(state, v, direction), x)
+  return batched(lambda v: tr.translate_cyclegan(state, v, direction), x, batch_size=250)
 
 
 def stargan_translate(state, x: np.ndarray, c: np.ndarray) -> np.ndarray:
   """``G(x, c)`` (``c`` with the mask appended in multi-dataset mode) in jitted batches."""
-  return _batched(lambda v, w: tr.translate_stargan(state, v, w), x, c)
+  return batched(lambda v, w: tr.translate_stargan(state, v, w), x, c, batch_size=250)
 
 
 def _condition(labels: np.ndarray, d: int, sizes) -> np.ndarray:
@@ -672,10 +655,55 @@ class TranslationEvaluate(Hook):
         "             " + line for line in self.meter.classifier_lines()]
 
 
-def build_hooks(config: ml_collections.ConfigDict, workdir: str, data: Any, write: bool = True,
-                log: Callable[[str], None] | None = None) -> list[Hook]:
-  """:class:`TranslationGrid`, and :class:`TranslationEvaluate` when ``eval_every``."""
-  hooks: list[Hook] = [TranslationGrid(config, workdir, write)]
-  if config.get("eval_every", 0):
-    hooks.append(TranslationEvaluate(config, data, log))
-  return hooks
+class _Translation(Family):
+  """What CycleGAN and StarGAN share: the module functions above, by ``config.model``."""
+
+  def check_config(self, config: ml_collections.ConfigDict) -> None:
+    check_config(config)
+
+  def data(self, config: ml_collections.ConfigDict, process_index: int = 0, process_count: int = 1):
+    return for_config(config)
+
+  def build_state(self, config: ml_collections.ConfigDict, image_shape, num_classes: int = 0):
+    return build_state(config, image_shape)
+
+  def model_meta(self, config: ml_collections.ConfigDict, image_shape) -> dict:
+    return model_meta(config, image_shape)
+
+  def step_options(self, config: ml_collections.ConfigDict) -> dict[str, Any]:
+    return step_options(config)
+
+  def step_body(self, config: ml_collections.ConfigDict) -> Callable:
+    return step_body(config)
+
+  def hooks(self, config: ml_collections.ConfigDict, workdir: str, data: Any, write: bool = True,
+            log: Callable[[str], None] | None = None) -> list[Hook]:
+    """:class:`TranslationGrid`, and :class:`TranslationEvaluate` when ``eval_every``."""
+    hooks: list[Hook] = [TranslationGrid(config, workdir, write)]
+    if config.get("eval_every", 0):
+      hooks.append(TranslationEvaluate(config, data, log))
+    return hooks
+
+  def draw(self, state, config: ml_collections.ConfigDict, num: int, seed: int = 0,
+           batch_size: int = 500, label: int | None = None) -> Drawing:
+    """The figure rows of ``num`` held-out test images: uint8 ``[num, columns, H, W, 3]``."""
+    if label is not None:
+      from jaxgan.generation import SampleError
+      raise SampleError(f"--label {label}: a translation run translates test images; drop --label")
+    rows = figure(state, config, num)
+    caption = figure_caption(config)
+    first = rows[:GRID_ROWS]
+    return Drawing({"images": viz.to_uint8(rows), "caption": np.asarray(caption)},
+                   first.reshape(-1, *first.shape[2:]),
+                   f"the translations of {num} test images (key 'images', uint8 "
+                   f"[num, columns, H, W, 3]; {caption})", columns=rows.shape[1])
+
+
+class CycleGAN(_Translation):
+  name = "cyclegan"
+  models = ("cyclegan",)
+
+
+class StarGAN(_Translation):
+  name = "stargan"
+  models = ("stargan",)

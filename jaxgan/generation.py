@@ -1,0 +1,86 @@
+"""Running a jitted function over many examples, and drawing images from a generator.
+
+:func:`batched` is the one loop of the library that feeds arrays to a compiled
+function in fixed-size chunks (the last one padded, so there is one compilation
+per size); :func:`generate_images` draws ``num`` samples of a state's generator
+through it. Used by the evaluation hooks, ``jaxgan.sample`` / ``jaxgan.evaluate``
+and the families' figures.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import numpy as np
+
+from jaxgan.errors import JaxganError
+from jaxgan.state import takes_label
+from jaxgan.steps import generate
+
+
+class SampleError(JaxganError):
+  """The run cannot be sampled as asked (no workdir, no checkpoint, a label out of range...)."""
+
+
+def batched(fn: Callable, *arrays, batch_size: int = 500, dtype=np.float32) -> np.ndarray:
+  """``fn(*chunks)`` over chunks of ``batch_size`` rows of ``arrays``, concatenated.
+
+  Every chunk has ``min(batch_size, n)`` rows: the last one is padded by
+  repeating its last row and the padding's outputs are dropped, so ``fn``
+  compiles once. ``fn`` must treat rows independently (inference mode).
+  """
+  n = len(arrays[0])
+  if n == 0:
+    return np.zeros((0,), dtype)
+  if batch_size <= 0:
+    raise ValueError(f"batch_size must be positive, got {batch_size}")
+  size = min(batch_size, n)
+  out = []
+  for start in range(0, n, size):
+    chunk = [np.asarray(a[start:start + size]) for a in arrays]
+    valid = len(chunk[0])
+    if valid < size:
+      chunk = [np.concatenate([c, np.repeat(c[-1:], size - valid, 0)]) for c in chunk]
+    out.append(np.asarray(fn(*chunk), dtype)[:valid])
+  return np.concatenate(out)
+
+
+def sample_labels(state, num: int, label: int | None = None) -> np.ndarray | None:
+  """The class labels of ``num`` samples of a conditional generator (None for an unconditional one).
+
+  ``label=None``: every class in turn (``i % K``, balanced); else all ``label``,
+  which must lie in ``[0, K)``.
+  """
+  if not takes_label(state.generator):
+    if label is not None:
+      raise SampleError(f"--label {label}: this run's generator is unconditional (it takes no "
+                        f"label); drop --label, or sample a conditional run (cgan_*, acgan)")
+    return None
+  k = int(state.generator.num_classes)
+  if label is None:
+    return (np.arange(num) % k).astype(np.int32)
+  if not 0 <= int(label) < k:
+    raise SampleError(f"--label {label} is outside [0, {k}): this generator has {k} classes; "
+                      f"choose --label between 0 and {k - 1}")
+  return np.full(num, int(label), np.int32)
+
+
+def generate_images(state, latent_dim: int, num: int, seed: int = 0,
+                    batch_size: int = 500, labels=None, z: np.ndarray | None = None) -> np.ndarray:
+  """``num`` images G(z) in [-1, 1] (float32 NHWC), ``z ~ N(0, I)`` from ``PRNGKey(seed)`` (or the
+  given ``z``), generated in jitted batches of ``batch_size`` (:func:`batched`).
+
+  A conditional generator makes ``G(z, y)`` with ``labels`` (int ``[num]``;
+  default :func:`sample_labels`: every class in turn).
+  """
+  if num <= 0 or batch_size <= 0:
+    raise ValueError(f"num and batch_size must be positive, got {num} and {batch_size}")
+  if labels is None:
+    labels = sample_labels(state, num)
+  if z is None:
+    z = np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (num, latent_dim)), np.float32)
+  if labels is None:
+    return batched(lambda zb: generate(state, zb), z, batch_size=batch_size)
+  return batched(lambda zb, yb: generate(state, zb, yb), z, np.asarray(labels, np.int32),
+                 batch_size=batch_size)
