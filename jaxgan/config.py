@@ -131,7 +131,7 @@ def flat(config) -> dict:
       if isinstance(v, (dict, ml_collections.ConfigDict)):
         walk(v, f"{prefix}{k}.")
       else:
-        out[prefix + k] = _jsonable(v)
+        out[prefix + k] = jsonable(v)
   walk(tree, "")
   return out
 
@@ -251,9 +251,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if smoothing and config.loss not in losses.CROSS_ENTROPY_LOSSES:
     raise ConfigError(f"config.label_smoothing smooths a cross-entropy objective; with "
                       f"config.loss={config.loss!r} set it to 0 (or use --config.loss=nonsaturating)")
-def _jsonable(x):
+def jsonable(x):
+  """``x`` with dict keys sorted and tuples as lists (how a config and its JSON compare)."""
   if isinstance(x, dict):
-    return {k: _jsonable(v) for k, v in sorted(x.items())}
+    return {k: jsonable(v) for k, v in sorted(x.items())}
   if isinstance(x, (list, tuple)):
-    return [_jsonable(v) for v in x]
+    return [jsonable(v) for v in x]
   return x

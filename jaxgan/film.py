@@ -28,9 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
-import shutil
-import subprocess
 from typing import Sequence
 
 import jax
@@ -211,31 +208,3 @@ def render_frame(state: GANState, view: FilmView, history: Sequence[dict], step:
     from PIL import Image
     Image.fromarray(image).save(path)
   return image
-
-
-def assemble(frames: Sequence[str], gif_path: str, fps: int = 8) -> list[str]:
-  """Animated GIF of the PNG ``frames`` (Pillow); also ``.mp4`` beside it when ffmpeg exists.
-
-  Returns the paths written. The last frame is held for a second.
-  """
-  from PIL import Image
-  if not frames:
-    return []
-  images = [Image.open(f).convert("RGB") for f in frames]
-  duration = [int(1000 / fps)] * len(images)
-  duration[-1] = max(duration[-1], 1000)
-  palette = [im.quantize(colors=256, method=Image.Quantize.MEDIANCUT) for im in images]
-  palette[0].save(gif_path, save_all=True, append_images=palette[1:], duration=duration, loop=0,
-                  optimize=False)
-  written = [gif_path]
-  ffmpeg = shutil.which("ffmpeg")
-  if ffmpeg:
-    mp4 = os.path.splitext(gif_path)[0] + ".mp4"
-    w, h = images[0].size
-    cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-           "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
-           "-pix_fmt", "yuv420p", "-c:v", "libx264", mp4]
-    raw = b"".join(np.asarray(im.resize((w, h))).tobytes() for im in images)
-    if subprocess.run(cmd, input=raw, check=False).returncode == 0:
-      written.append(mp4)
-  return written

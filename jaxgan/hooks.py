@@ -4,19 +4,21 @@ The trainer (:func:`jaxgan.trainer.train_and_evaluate`) runs the list that the
 run's family returns (:meth:`jaxgan.families.Family.hooks`). A hook is called with the
 plain (single-copy) :class:`~jaxgan.state.GANState` whenever the step crosses a
 multiple of its ``every`` (and once more at the final step if it did not just
-run), and its :meth:`Hook.end` once after training. What a call returns is
-logged: floats to ``metrics.jsonl`` (a record ``{"step": step, **scalars}``) and
-TensorBoard, uint8 ``[H, W, C]`` arrays to TensorBoard as images.
+run), and its :meth:`Hook.end` once after training.
 
-Hooks run in every process of a multi-process run (so collective work such as
-a best-checkpoint save stays in step); only the one built with ``write=True``
-writes files.
+Hooks do no I/O: they return what to keep, and the run directory
+(:class:`jaxgan.workdir.RunDir`) writes it. A call returns a dict: floats go to
+``metrics.jsonl`` (a record ``{"step": step, **scalars}``) and TensorBoard, a
+:class:`Picture` is written as a PNG in the run directory and shown in
+TensorBoard under its key. :meth:`Hook.end` returns summary lines, pictures and
+:class:`Film` s. Hooks run in every process of a multi-process run (so collective
+work such as a best-checkpoint save stays in step); only the main process writes.
 """
 
 from __future__ import annotations
 
-import os
-from typing import Any, Callable
+import dataclasses
+from typing import Any, Callable, Union
 
 import jax
 import ml_collections
@@ -34,16 +36,39 @@ EVAL_NOISE = 2**31 - 2   # fold_in tag of the evaluation noise
 History = list[dict[str, Any]]
 
 
+@dataclasses.dataclass(frozen=True)
+class Picture:
+  """A picture for the run directory: ``image`` (uint8 ``[H, W, C]``) written to ``path`` (PNG,
+  relative to the workdir) up-scaled ``scale`` times (nearest neighbour)."""
+  path: str
+  image: np.ndarray
+  scale: int = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Film:
+  """An animation the run directory assembles from PNG ``frames`` it wrote (paths relative to the
+  workdir) into ``path`` (a GIF; an MP4 beside it when ffmpeg is installed) at ``fps``."""
+  path: str
+  frames: tuple[str, ...]
+  fps: int = 8
+
+
+Output = dict[str, Union[float, Picture]]
+Artefact = Union[str, Picture, Film]   # what Hook.end returns: summary lines and files
+
+
 class Hook:
   """Base class: override ``__call__`` and/or ``end``."""
 
   every: int = 0  # run when the step crosses a multiple of ``every`` (0 = only ``end``)
 
-  def __call__(self, state: GANState, step: int, history: History) -> dict[str, Any]:
+  def __call__(self, state: GANState, step: int, history: History) -> Output:
     return {}
 
-  def end(self, state: GANState, step: int, history: History) -> list[str]:
-    """Lines for the run's final summary."""
+  def end(self, state: GANState, step: int, history: History) -> list[Artefact]:
+    """Lines for the run's final summary (paths relative to the run directory), and the pictures
+    and films to keep."""
     return []
 
 
@@ -55,27 +80,20 @@ def fixed_noise(state: GANState, num: int) -> jax.Array:
 class SampleGrid(Hook):
   """``samples/step_XXXXXXX.png`` from the fixed noise every ``sample_every`` steps, ``final.png`` at the end."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, write: bool = True):
+  def __init__(self, config: ml_collections.ConfigDict):
     self.every = int(config.sample_every)
     self.num = int(config.num_samples)
     self.ncols = int(np.ceil(np.sqrt(self.num)))
-    self.directory = os.path.join(workdir, "samples")
-    self.write = write
 
-  def _grid(self, state: GANState, name: str) -> np.ndarray:
+  def _grid(self, state: GANState, name: str) -> Picture:
     images = np.asarray(generate(state, fixed_noise(state, self.num)))
-    path = os.path.join(self.directory, name)
-    if self.write:
-      os.makedirs(self.directory, exist_ok=True)
-      return viz.save_grid(images, path, self.ncols)
-    return viz.make_grid(images, self.ncols)
+    return Picture(f"samples/{name}", viz.make_grid(images, self.ncols), scale=3)
 
   def __call__(self, state, step, history):
     return {"samples": self._grid(state, f"step_{step:07d}.png")}
 
   def end(self, state, step, history):
-    self._grid(state, "final.png")
-    return [f"samples      {self.directory}  (final: {os.path.join(self.directory, 'final.png')})"]
+    return [self._grid(state, "final.png"), "samples      samples/  (final: samples/final.png)"]
 
 
 class Evaluate(Hook):
@@ -86,12 +104,10 @@ class Evaluate(Hook):
   split. The trainer keeps the checkpoint with the lowest FID in ``best/``.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, write: bool = True,
-               log: Callable[[str], None] | None = None):
+  def __init__(self, config: ml_collections.ConfigDict, log: Callable[[str], None] | None = None):
     from jaxgan.metrics import Evaluator, WeightsError
     self.every = int(config.eval_every)
     self.num = int(config.eval_samples)
-    self.write = write
     try:
       self.evaluator = Evaluator(
           config.dataset, config.image_size or None, num_samples=self.num,

@@ -7,7 +7,9 @@ images depend on ``--seed`` only (not on ``--batch_size``). Writes the images as
 uint8 ``[num, H, W, C]`` in [0, 255] under the key ``images`` of an ``.npz``, and
 a grid of the first 64 beside it (``samples.png`` next to ``samples.npz``).
 
-Translation runs (CycleGAN, StarGAN) translate held-out test images instead:
+What is drawn is the run's family's choice (:meth:`jaxgan.families.Family.draw`): a
+conditional generator draws every class in turn (or ``--label``, saved under ``labels``);
+the translation families (CycleGAN, StarGAN) translate held-out test images instead:
 ``images`` is then ``[num, columns, H, W, 3]``, one figure row per test image
 (CycleGAN: ``a, G(a), F(G(a)), b, F(b), G(F(b))``; StarGAN: the input, then its
 translation to each target domain), and the PNG shows the first 8 rows.
@@ -109,24 +111,6 @@ def save_drawing(drawing, out: str) -> tuple[str, str]:
   np.savez_compressed(out, **drawing.arrays)
   png = out[:-len(".npz")] + ".png"
   viz.save_grid(np.asarray(drawing.picture, np.float32), png, drawing.columns)
-  return out, png
-
-
-def save_samples(images, out: str, grid: int = 64, labels=None) -> tuple[str, str]:
-  """Writes ``images`` (uint8 NHWC) to ``out`` (.npz, key ``images``; with ``labels``, their
-  int32 classes under ``labels``) and a PNG grid of the first ``grid`` beside it; returns both paths."""
-  import numpy as np
-
-  from jaxgan import viz
-  out = os.path.abspath(out if out.endswith(".npz") else out + ".npz")
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  arrays = {"images": np.asarray(images, np.uint8)}
-  if labels is not None:
-    arrays["labels"] = np.asarray(labels, np.int32)
-  np.savez_compressed(out, **arrays)
-  png = out[:-len(".npz")] + ".png"
-  first = np.asarray(images[:grid], np.float32) / 127.5 - 1.0
-  viz.save_grid(first, png)
   return out, png
 
 

@@ -380,18 +380,30 @@ def _d_options(gp_weight: float, gp_one_sided: bool, r1_weight: float,
           "label_smoothing": float(label_smoothing)}
 
 
-def _make(fn, loss: str, axis_name: str | None, jit: bool, donate: bool, **options) -> Step:
+def check_objective(loss: str, label_smoothing: float = 0.0) -> None:
+  """Raises ``ValueError`` unless ``loss`` is a pairwise objective that ``label_smoothing`` (when
+  set) can smooth (a cross-entropy one)."""
   if loss not in losses.PAIR_LOSSES:
     raise ValueError(f"{loss!r} is not an objective on real / fake logits that this step trains; "
                      f"choose one of {list(losses.PAIR_LOSSES)}")
-  if options.get("label_smoothing") and loss not in losses.CROSS_ENTROPY_LOSSES:
+  if label_smoothing and loss not in losses.CROSS_ENTROPY_LOSSES:
     raise ValueError(f"label_smoothing needs a cross-entropy objective "
                      f"{losses.CROSS_ENTROPY_LOSSES}, not {loss!r}")
-  step = functools.partial(fn, loss=loss, axis_name=axis_name, **options)
+
+
+def bind(fn, *, jit: bool = True, donate: bool = False, **options) -> Step:
+  """``fn`` (a step body) with its keyword ``options`` bound: jitted (``donate``: the input
+  state's buffers reused) unless ``jit=False``. What every ``make_*_step`` returns."""
+  step = functools.partial(fn, **options)
   functools.update_wrapper(step, fn)
   if not jit:
     return step
   return jax.jit(step, donate_argnums=(0,) if donate else ())
+
+
+def _make(fn, loss: str, axis_name: str | None, jit: bool, donate: bool, **options) -> Step:
+  check_objective(loss, options.get("label_smoothing", 0.0))
+  return bind(fn, jit=jit, donate=donate, loss=loss, axis_name=axis_name, **options)
 
 
 def make_d_step(loss: str = "nonsaturating", *, axis_name: str | None = None,

@@ -1,22 +1,15 @@
-"""The training loop: the only place in jaxgan with I/O and side effects.
+"""The training loop: ``train_and_evaluate(config, workdir)`` builds or resumes a run.
 
-``train_and_evaluate(config, workdir)`` builds or resumes a run and writes into
-``workdir``::
-
-    checkpoints/        orbax checkpoints (every checkpoint_every steps + final, last N kept)
-    best/, best.json    with eval_every: the checkpoint of the lowest FID so far
-    samples/            step_XXXXXXX.png sample grids from a fixed noise batch, final.png
-    losses.png          generator and discriminator loss against step
-    accuracy.png        discriminator accuracy on real and fake batches (families that log it)
-    metrics.jsonl       one JSON object per logged step
-    tensorboard/        event files (scalars and sample grids)
+It looks the run's family up once (:func:`jaxgan.families.check`) and then only calls the
+:class:`~jaxgan.families.Family` interface: data, state, step body, hooks. It never names a
+family. What a run writes, and where, is :class:`jaxgan.workdir.RunDir`'s: this module and that
+one are the only writers of a run directory (hooks return what to keep).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import signal
 import time
@@ -27,13 +20,12 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgan import config as config_lib
-from jaxgan import families, parallel, viz
+from jaxgan import families, parallel
 from jaxgan.checkpoint import Checkpointer
 from jaxgan.errors import ConfigError, Interrupted, TrainingError
-from jaxgan.hooks import Evaluate
-from jaxgan.optim import build_optimizer, build_optimizers  # noqa: F401 - re-exported
+from jaxgan.hooks import Evaluate, Picture
 from jaxgan.state import GANState
+from jaxgan.workdir import RunDir
 
 
 @jax.jit
@@ -153,111 +145,14 @@ class _SignalCatcher:
       signal.signal(s, h)
 
 
-class _MetricsLog:
-  """``metrics.jsonl`` (truncated to the resumed step) and the in-memory history.
-
-  Only the main process (``write=True``) touches the file.
-  """
-
-  def __init__(self, path: str, start_step: int, write: bool = True):
-    self.path = path
-    self.write = write
-    self.history: list[dict] = []
-    if not write:
-      return
-    if os.path.exists(path):
-      with open(path) as f:
-        for line in f:
-          with contextlib.suppress(json.JSONDecodeError):
-            record = json.loads(line)
-            if record.get("step", 0) <= start_step:
-              self.history.append(record)
-    with open(path, "w") as f:
-      for record in self.history:
-        f.write(json.dumps(record) + "\n")
-
-  def append(self, record: dict) -> None:
-    self.history.append(record)
-    if not self.write:
-      return
-    with open(self.path, "a") as f:
-      f.write(json.dumps(record) + "\n")
-
-
-class _NoWriter:
-  """The TensorBoard writer of processes other than the main one."""
-
-  def scalar(self, *args):
-    pass
-
-  image = scalar
-
-  def flush(self):
-    pass
-
-
-def _tensorboard(logdir: str, write: bool = True):
-  if not write:
-    return _NoWriter()
-  from flax.metrics import tensorboard  # imports TensorFlow; deferred
-  return tensorboard.SummaryWriter(logdir)
-
-
-class _Best:
-  """The checkpoint with the lowest FID so far, in ``<workdir>/best`` (``best.json`` says which)."""
-
-  def __init__(self, workdir: str, write: bool):
-    self.ckpt = Checkpointer(os.path.join(workdir, "best"), max_to_keep=1)
-    self.path = os.path.join(workdir, "best.json")
-    self.write = write
-    self.record: dict | None = None
-    if os.path.exists(self.path):
-      with contextlib.suppress(OSError, json.JSONDecodeError):
-        with open(self.path) as f:
-          self.record = json.load(f)
-
-  def offer(self, state: GANState, step: int, fid: float, meta: dict) -> None:
-    if not np.isfinite(fid) or (self.record is not None and fid >= self.record["fid"]):
-      return
-    for old in self.ckpt.all_steps():  # a resumed run can find a better FID at an earlier step
-      if old > step:
-        self.ckpt.delete(old)
-    self.ckpt.save(state, meta)  # max_to_keep=1 drops the previous best
-    self.record = {"step": step, "fid": fid}
-    if self.write:
-      with open(self.path, "w") as f:
-        json.dump(self.record, f)
-
-
-def _record_config_changes(workdir: str, config: ml_collections.ConfigDict, step: int, say) -> dict:
-  """A run resumed under another config (a longer ``num_steps``, a new learning rate ...) trains on
-  from the checkpoint with the new values: that is allowed, but it is said, and the change is
-  appended to ``config_changes.jsonl`` (``{"step", "changes": {key: [old, new]}}``) before
-  ``config.json`` is overwritten, so the run's history stays readable. Bookkeeping keys
-  (:data:`jaxgan.config.BOOKKEEPING_KEYS`) are not changes. Returns the changes."""
-  path = os.path.join(workdir, "config.json")
-  try:
-    with open(path) as f:
-      saved = json.load(f)
-  except (OSError, json.JSONDecodeError):
-    return {}
-  changes = config_lib.changed_keys(saved, config)
-  if changes:
-    say(f"resuming at step {step} with a changed config: {config_lib.describe_changes(changes)}")
-    with open(os.path.join(workdir, "config_changes.jsonl"), "a") as f:
-      f.write(json.dumps({"step": step, "changes": {k: list(v) for k, v in changes.items()}}) + "\n")
-  return changes
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANState:
   """Trains (or resumes) the GAN of ``config`` in ``workdir``; returns the final state."""
   family = families.check(config)
   devices = select_devices(config)
   main = jax.process_index() == 0  # the only process that writes pictures, logs and the summary
   say = print if main else (lambda *a, **k: None)
-  workdir = os.path.abspath(workdir)
-  if main:
-    os.makedirs(workdir, exist_ok=True)
+  run_dir = RunDir(workdir, write=main)
+  workdir = run_dir.path
 
   procs = jax.process_count()
   data = family.data(config, jax.process_index(), procs)
@@ -282,25 +177,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     if start % per_call:
       raise ConfigError(f"the checkpoint is at step {start}, not a multiple of config.steps_per_call="
                         f"{per_call}; resume with --config.steps_per_call=1 (or a divisor of {start})")
-    hooks = family.hooks(config, workdir, data, write=main, log=say)
+    hooks = family.hooks(config, data, log=say)
   except BaseException:
     ckpt.close()
     raise
-  best = _Best(workdir, main) if any(isinstance(h, Evaluate) for h in hooks) else None
-  if main:
-    if resumed_from is not None:
-      _record_config_changes(workdir, config, start, say)
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json(indent=2))
-
-  log = _MetricsLog(os.path.join(workdir, "metrics.jsonl"), start, write=main)
-  writer = _tensorboard(os.path.join(workdir, "tensorboard"), write=main)
-
-  def plots() -> None:
-    if main and any("d_loss" in r for r in log.history):
-      viz.plot_losses(log.history, os.path.join(workdir, "losses.png"))
-    if main and any("d_real_acc" in r for r in log.history):  # not logged by every family
-      viz.plot_accuracy(log.history, os.path.join(workdir, "accuracy.png"))
+  best = run_dir.best_checkpoint() if any(isinstance(h, Evaluate) for h in hooks) else None
+  run_dir.save_config(config, start if resumed_from is not None else None, say)
+  log = run_dir.metrics_log(start)
+  writer = run_dir.tensorboard()
 
   def run_hooks(step: int, due) -> None:
     plain = None
@@ -309,10 +193,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
         continue
       plain = runner.plain(state) if plain is None else plain
       out = hook(plain, step, log.history)
-      scalars = {k: float(v) for k, v in out.items() if np.ndim(v) == 0}
+      scalars = {k: float(v) for k, v in out.items()
+                 if not isinstance(v, Picture) and np.ndim(v) == 0}
       for k, v in out.items():
-        if np.ndim(v) == 0:
-          writer.scalar(k, float(v), step)
+        if isinstance(v, Picture):
+          run_dir.keep(v)
+          writer.image(k, np.asarray(v.image), step)
+        elif k in scalars:
+          writer.scalar(k, scalars[k], step)
         else:
           writer.image(k, np.asarray(v), step)
       if scalars:
@@ -373,7 +261,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
                            refresh=False)
           window, t_window, n_window = [], now, 0
         if crossed(config.sample_every):
-          plots()
+          run_dir.plots(log.history)
         due = [h for h in hooks if crossed(h.every)]
         if due:
           for h in due:
@@ -391,10 +279,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
     save_checkpoint()
     # Periodic hooks run once more at the final step (unless they just did), then end.
     run_hooks(step, lambda h: h.every > 0 and ran_at.get(id(h)) != step)
-    plots()
+    run_dir.plots(log.history)
     plain = runner.plain(state)
     for hook in hooks:
-      summary += hook.end(plain, step, log.history)
+      for artefact in hook.end(plain, step, log.history):
+        line = artefact if isinstance(artefact, str) else run_dir.keep(artefact)
+        if line:
+          summary.append(line)
   finally:
     pbar.close()
     writer.flush()
@@ -422,10 +313,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   print(f"checkpoints  {ckpt.directory}  (steps {ckpt.all_steps()})")
   if best is not None and best.record is not None:
     print(f"best         {best.ckpt.directory}  (step {best.record['step']}, FID {best.record['fid']:.2f})")
+  print(f"run          {workdir}")
   for line in summary:
     print(line)
-  pictures = [os.path.join(workdir, p) for p in ("losses.png", "accuracy.png")
-              if os.path.exists(os.path.join(workdir, p))]
+  pictures = run_dir.plots(log.history)
   print(f"plots        {', '.join(pictures) or '(none: no losses logged)'}")
   print(f"metrics      {log.path}")
   print(f"tensorboard  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import subprocess
 from typing import Sequence
 
 import matplotlib
@@ -31,14 +34,19 @@ def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.
   return grid
 
 
-def save_grid(images: np.ndarray, path: str, ncols: int | None = None, scale: int = 3) -> np.ndarray:
-  """Writes a sample grid PNG (nearest-neighbour up-scaled) and returns the grid."""
-  grid = make_grid(images, ncols)
-  big = grid.repeat(scale, 0).repeat(scale, 1)
+def save_picture(image: np.ndarray, path: str, scale: int = 1) -> None:
+  """Writes a uint8 ``[H, W, C]`` picture as a PNG, nearest-neighbour up-scaled ``scale`` times."""
+  big = np.asarray(image).repeat(scale, 0).repeat(scale, 1)
   if big.shape[-1] == 1:
     plt.imsave(path, big[..., 0], cmap="gray", vmin=0, vmax=255)
   else:
     plt.imsave(path, big)
+
+
+def save_grid(images: np.ndarray, path: str, ncols: int | None = None, scale: int = 3) -> np.ndarray:
+  """Writes a sample grid PNG (nearest-neighbour up-scaled) and returns the grid."""
+  grid = make_grid(images, ncols)
+  save_picture(grid, path, scale)
   return grid
 
 
@@ -95,3 +103,31 @@ def save_class_grid(images: np.ndarray, num_classes: int, path: str, scale: int 
   """Writes :func:`class_grid` as a PNG (nearest-neighbour up-scaled) and returns the grid."""
   class_grid(images, num_classes)  # checks the shape
   return save_grid(images, path, len(images) // num_classes, scale)
+
+
+def assemble_film(frames: Sequence[str], gif_path: str, fps: int = 8) -> list[str]:
+  """Animated GIF of the PNG ``frames`` (Pillow); also ``.mp4`` beside it when ffmpeg exists.
+
+  Returns the paths written. The last frame is held for a second.
+  """
+  from PIL import Image
+  if not frames:
+    return []
+  images = [Image.open(f).convert("RGB") for f in frames]
+  duration = [int(1000 / fps)] * len(images)
+  duration[-1] = max(duration[-1], 1000)
+  palette = [im.quantize(colors=256, method=Image.Quantize.MEDIANCUT) for im in images]
+  palette[0].save(gif_path, save_all=True, append_images=palette[1:], duration=duration, loop=0,
+                  optimize=False)
+  written = [gif_path]
+  ffmpeg = shutil.which("ffmpeg")
+  if ffmpeg:
+    mp4 = os.path.splitext(gif_path)[0] + ".mp4"
+    w, h = images[0].size
+    cmd = [ffmpeg, "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{w}x{h}", "-r", str(fps), "-i", "-", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+           "-pix_fmt", "yuv420p", "-c:v", "libx264", mp4]
+    raw = b"".join(np.asarray(im.resize((w, h))).tobytes() for im in images)
+    if subprocess.run(cmd, input=raw, check=False).returncode == 0:
+      written.append(mp4)
+  return written

@@ -69,6 +69,16 @@ def tiny(config):
   return config
 
 
+def short_run(name: str, **overrides):
+  """``tiny(configs/<name>.py)`` for a 4-step run logging every step, with ``overrides``."""
+  config = tiny(load_config(name))
+  config.num_steps, config.log_every, config.sample_every, config.checkpoint_every = 4, 1, 1000, 1000
+  config.num_samples = 4
+  for k, v in overrides.items():
+    config[k] = v
+  return config
+
+
 @pytest.fixture
 def mock_fmnist(monkeypatch):
   """tfds.testing.mock_data serving 256 random Fashion-MNIST-shaped examples."""

@@ -53,7 +53,11 @@ def random_digits(monkeypatch):
     side = image_size or 28
     return (rng.uniform(-1, 1, (256, side, side, 1)).astype(np.float32),
             rng.integers(0, 10, 256).astype(np.int32))
+  from jaxgan.families import translation
+  translation._test_split.cache_clear()   # held-out test splits are cached per process
   monkeypatch.setattr(domains, "load_gray", load_gray)
+  yield
+  translation._test_split.cache_clear()
 
 
 @pytest.mark.parametrize("name", [r for r in RECIPES if r not in PHOTO])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import load_config, read_metrics, tiny
-from jaxgan import trainer
+from jaxgan import optim, trainer
 from jaxgan.checkpoint import Checkpointer, CheckpointError
 from jaxgan.errors import ConfigError, TrainingError
 
@@ -205,7 +205,7 @@ def test_eval_every_without_a_feature_network_is_a_config_error(tmp_path):
 def test_generator_and_discriminator_learning_rates(mock_fmnist):
   import jax.numpy as jnp
   config = _config(learning_rate=1e-3, g_learning_rate=4e-3)
-  g_tx, d_tx = trainer.build_optimizers(config)
+  g_tx, d_tx = optim.build_optimizers(config)
   ones = {"w": jnp.ones(3)}
   # Adam's first update is -lr * sign(gradient) (up to eps).
   np.testing.assert_allclose(g_tx.update(ones, g_tx.init(ones))[0]["w"], -4e-3, rtol=1e-4)
@@ -219,7 +219,7 @@ def test_generator_and_discriminator_learning_rates(mock_fmnist):
 def test_decay_steps_take_both_rates_linearly_to_zero_at_num_steps():
   import jax.numpy as jnp
   config = _config(learning_rate=1e-3, num_steps=10, decay_steps=4, n_critic=2)
-  g_tx, d_tx = trainer.build_optimizers(config)
+  g_tx, d_tx = optim.build_optimizers(config)
   ones = {"w": jnp.ones(3)}
 
   def rates(tx, n):  # Adam on a constant gradient moves each weight by -lr(t) (up to eps)

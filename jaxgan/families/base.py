@@ -34,6 +34,7 @@ import numpy as np
 
 from jaxgan import data as data_lib
 from jaxgan import losses, models, optim, steps
+from jaxgan.config import jsonable  # noqa: F401 - the families' checkpoint meta
 from jaxgan.errors import ConfigError
 from jaxgan.generation import generate_images, sample_labels
 from jaxgan.hooks import Evaluate, Hook, SampleGrid
@@ -76,15 +77,6 @@ def _get(config, key: str):
   for part in key.split("."):
     node = node[part]
   return node
-
-
-def jsonable(x):
-  """``x`` with dict keys sorted and tuples as lists (how a checkpoint's meta compares)."""
-  if isinstance(x, dict):
-    return {k: jsonable(v) for k, v in sorted(x.items())}
-  if isinstance(x, (list, tuple)):
-    return [jsonable(v) for v in x]
-  return x
 
 
 @functools.lru_cache(maxsize=64)
@@ -208,12 +200,13 @@ class Family:
     return cached_body(steps.make_train_step, tuple(sorted(options.items())))
 
   # -- outputs ------------------------------------------------------------------------------
-  def hooks(self, config: ml_collections.ConfigDict, workdir: str, data, write: bool = True,
+  def hooks(self, config: ml_collections.ConfigDict, data,
             log: Callable[[str], None] | None = None) -> list[Hook]:
-    """The fixed-noise sample grid, and the FID/KID evaluation when ``config.eval_every``."""
-    hooks: list[Hook] = [SampleGrid(config, workdir, write)]
+    """The fixed-noise sample grid, and the FID/KID evaluation when ``config.eval_every``.
+    Hooks do no I/O: they return what the run directory writes (:mod:`jaxgan.hooks`)."""
+    hooks: list[Hook] = [SampleGrid(config)]
     if config.get("eval_every", 0):
-      hooks.append(Evaluate(config, write, log))
+      hooks.append(Evaluate(config, log))
     return hooks
 
   def draw(self, state, config: ml_collections.ConfigDict, num: int, seed: int = 0,

@@ -14,7 +14,6 @@ Recipe keys: ``began.gamma``, ``began.lambda_k`` (``configs/began_fmnist.py``).
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -100,10 +99,8 @@ def make_began_step(*, gamma: float = 0.5, lambda_k: float = 0.001, reuse_fakes:
   """:func:`began_step_fn` with its options bound; jitted unless ``jit=False``."""
   if not 0 <= gamma <= 1 or not lambda_k >= 0:
     raise ValueError(f"gamma must be in [0, 1] and lambda_k >= 0, got {gamma!r}, {lambda_k!r}")
-  step = functools.partial(began_step_fn, gamma=float(gamma), lambda_k=float(lambda_k),
-                           reuse_fakes=bool(reuse_fakes), axis_name=axis_name)
-  functools.update_wrapper(step, began_step_fn)
-  return jax.jit(step, donate_argnums=(0,) if donate else ()) if jit else step
+  return steps.bind(began_step_fn, jit=jit, donate=donate, gamma=float(gamma),
+                    lambda_k=float(lambda_k), reuse_fakes=bool(reuse_fakes), axis_name=axis_name)
 
 
 class BEGAN(Family):

@@ -16,8 +16,6 @@ class ``k``; Miyato & Koyama, 2018) with :class:`ConditionalEvaluate`.
 
 from __future__ import annotations
 
-import functools
-import os
 from typing import Any, Callable
 
 import jax
@@ -31,7 +29,7 @@ from jaxgan import losses, steps, viz
 from jaxgan.errors import ConfigError
 from jaxgan.families.base import Family, cached_body, count, number
 from jaxgan.generation import generate_images
-from jaxgan.hooks import Hook, fixed_noise
+from jaxgan.hooks import Hook, Picture, fixed_noise
 from jaxgan.models.conditional import CONDITIONINGS
 from jaxgan.state import GANState
 from jaxgan.steps import generate
@@ -65,29 +63,22 @@ class ClassGrid(Hook):
   the same fixed noise vector down each column.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, num_classes: int,
-               write: bool = True):
+  def __init__(self, config: ml_collections.ConfigDict, num_classes: int):
     self.every = int(config.sample_every)
     self.num_classes = int(num_classes)
     self.per_class = max(1, int(config.num_samples) // self.num_classes)
-    self.directory = os.path.join(workdir, "samples")
-    self.write = write
 
-  def grid(self, state: GANState, name: str) -> np.ndarray:
+  def grid(self, state: GANState, name: str) -> Picture:
     z, y = class_rows(state, self.num_classes, self.per_class)
     images = np.asarray(generate(state, z, y))
-    if self.write:
-      os.makedirs(self.directory, exist_ok=True)
-      return viz.save_class_grid(images, self.num_classes, os.path.join(self.directory, name))
-    return viz.class_grid(images, self.num_classes)
+    return Picture(f"samples/{name}", viz.class_grid(images, self.num_classes), scale=3)
 
   def __call__(self, state, step, history):
     return {"samples": self.grid(state, f"step_{step:07d}.png")}
 
   def end(self, state, step, history):
-    self.grid(state, "final.png")
-    return [f"samples      {self.directory}  (final: {os.path.join(self.directory, 'final.png')}; "
-            f"row k = class k)"]
+    return [self.grid(state, "final.png"),
+            "samples      samples/  (final: samples/final.png; row k = class k)"]
 
 
 def test_split(config: ml_collections.ConfigDict):
@@ -143,11 +134,10 @@ class ConditionalEvaluate(Hook):
   the same ``samples_per_class``.
   """
 
-  def __init__(self, config: ml_collections.ConfigDict, num_classes: int, write: bool = True):
+  def __init__(self, config: ml_collections.ConfigDict, num_classes: int):
     self.every = int(config.conditional.eval_every)
     self.per_class = int(config.conditional.get("samples_per_class", 100))
     self.num_classes = int(num_classes)
-    self.write = write
     test = test_split(config)
     self.metric = ConditionalCorrectness(_classifier(config, "conditional.eval_every"), test.images,
                                          test.labels, num_classes)
@@ -237,14 +227,10 @@ def make_acgan_step(loss: str = "nonsaturating", *, class_weight: float = 1.0,
   for name, value in (("class_weight", class_weight), ("fake_class_weight", fake_class_weight)):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= 0:
       raise ValueError(f"{name} must be a number >= 0, got {value!r}")
-  if label_smoothing and loss not in losses.CROSS_ENTROPY_LOSSES:
-    raise ValueError(f"label_smoothing needs a cross-entropy objective "
-                     f"{losses.CROSS_ENTROPY_LOSSES}, not {loss!r}")
-  step = functools.partial(acgan_step_fn, loss=loss, class_weight=float(class_weight),
-                           fake_class_weight=float(fake_class_weight),
-                           label_smoothing=float(label_smoothing), axis_name=axis_name)
-  functools.update_wrapper(step, acgan_step_fn)
-  return jax.jit(step, donate_argnums=(0,) if donate else ()) if jit else step
+  steps.check_objective(loss, label_smoothing)
+  return steps.bind(acgan_step_fn, jit=jit, donate=donate, loss=loss,
+                    class_weight=float(class_weight), fake_class_weight=float(fake_class_weight),
+                    label_smoothing=float(label_smoothing), axis_name=axis_name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,13 +260,13 @@ class CGAN(Family):
           f"{config.dataset!r} has no class labels; use a labelled dataset (e.g. "
           f"--config.dataset=mnist) or an unconditional model (e.g. --config.model=dcgan)")
 
-  def hooks(self, config: ml_collections.ConfigDict, workdir: str, data, write: bool = True,
+  def hooks(self, config: ml_collections.ConfigDict, data,
             log: Callable[[str], None] | None = None) -> list[Hook]:
     """:class:`ClassGrid`, and :class:`ConditionalEvaluate` when ``config.conditional.eval_every``."""
     num_classes = int(getattr(data, "num_classes", 0))
-    hooks: list[Hook] = [ClassGrid(config, workdir, num_classes, write)]
+    hooks: list[Hook] = [ClassGrid(config, num_classes)]
     if config.get("conditional", {}).get("eval_every", 0):
-      hooks.append(ConditionalEvaluate(config, num_classes, write))
+      hooks.append(ConditionalEvaluate(config, num_classes))
     return hooks
 
 

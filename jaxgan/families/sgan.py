@@ -14,7 +14,6 @@ eval_every}`` (``configs/sgan_mnist.py``).
 
 from __future__ import annotations
 
-import functools
 from typing import Any, Callable
 
 import jax
@@ -202,14 +201,11 @@ def make_sgan_step(loss: str = "nonsaturating", *, unsupervised_weight: float = 
   if isinstance(unsupervised_weight, bool) or not isinstance(unsupervised_weight, (int, float)) \
       or not unsupervised_weight >= 0:
     raise ValueError(f"unsupervised_weight must be a number >= 0, got {unsupervised_weight!r}")
-  if label_smoothing and loss not in losses.CROSS_ENTROPY_LOSSES:
-    raise ValueError(f"label_smoothing needs a cross-entropy objective "
-                     f"{losses.CROSS_ENTROPY_LOSSES}, not {loss!r}")
-  step = functools.partial(sgan_step_fn, loss=loss, unsupervised_weight=float(unsupervised_weight),
-                           feature_matching=bool(feature_matching),
-                           label_smoothing=float(label_smoothing), axis_name=axis_name)
-  functools.update_wrapper(step, sgan_step_fn)
-  return jax.jit(step, donate_argnums=(0,) if donate else ()) if jit else step
+  steps.check_objective(loss, label_smoothing)
+  return steps.bind(sgan_step_fn, jit=jit, donate=donate, loss=loss,
+                    unsupervised_weight=float(unsupervised_weight),
+                    feature_matching=bool(feature_matching), label_smoothing=float(label_smoothing),
+                    axis_name=axis_name)
 
 
 class SGAN(Family):
@@ -254,16 +250,16 @@ class SGAN(Family):
     options = {k: v for k, v in self.step_options(config).items() if k != "n_critic"}
     return cached_body(make_sgan_step, tuple(sorted({**options, "loss": config.loss}.items())))
 
-  def hooks(self, config: ml_collections.ConfigDict, workdir: str, data, write: bool = True,
+  def hooks(self, config: ml_collections.ConfigDict, data,
             log: Callable[[str], None] | None = None) -> list[Hook]:
     """The fixed-noise :class:`~jaxgan.hooks.SampleGrid` (G is unconditional),
     :class:`SemiSupervisedTestAccuracy` when ``config.sgan.eval_every``, and the FID/KID
     evaluation of the generator when ``config.eval_every``."""
-    hooks: list[Hook] = [SampleGrid(config, workdir, write)]
+    hooks: list[Hook] = [SampleGrid(config)]
     if config.get("sgan", {}).get("eval_every", 0):
       hooks.append(SemiSupervisedTestAccuracy(
           config, int(getattr(data, "labels_per_class", config.sgan.get("labels_per_class", 10))),
           int(getattr(data, "num_classes", 0))))
     if config.get("eval_every", 0):
-      hooks.append(Evaluate(config, write, log))
+      hooks.append(Evaluate(config, log))
     return hooks

@@ -19,13 +19,11 @@ the whole state, data sampled inside the compiled program (see its docstring).
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any, Callable, Iterable
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-import numpy as np
 from jax import lax
 
 from jaxgan import film, optim
@@ -35,7 +33,7 @@ from jaxgan.config import base_config
 from jaxgan.data import toy
 from jaxgan.errors import ConfigError
 from jaxgan.families.gan import GAN
-from jaxgan.hooks import EVAL_NOISE, Hook
+from jaxgan.hooks import EVAL_NOISE, Film, Hook, Picture
 from jaxgan.metrics.modes import mode_metrics, mode_metrics_np
 from jaxgan.state import GANState, create_state
 
@@ -77,6 +75,34 @@ def toy_config(dataset: str = "ring") -> ml_collections.ConfigDict:
   return c
 
 
+def stable_config(dataset: str, num_steps: int) -> ml_collections.ConfigDict:
+  """The lab's stable recipe (``configs/toy_ring_stable.py``, ``configs/toy_grid_stable.py``): the
+  row ``benchmarks/bench_toy.py --stable r1_small`` measures over 10 seeds.
+
+  The unconditional non-saturating GAN, no packing, with a light R1 penalty on D (gamma 0.01: a
+  mode of std 0.01-0.05 needs a sharp D, which gamma 1 forbids). G: 2-D N(0, I) latent ->
+  4 x [Dense(128) -> BatchNorm -> ReLU] -> Dense(2); D: 2 -> 3 x [Dense(128) -> LeakyReLU(0.2)]
+  -> Dense(1), PacGAN's benchmark networks scaled to a CPU. Adam(1e-3, b1 0.5), batch 100; the
+  rate is constant for the first half of ``num_steps`` and falls linearly to 0 over the second
+  (``decay_steps = num_steps // 2``, so ``--config.num_steps=N`` alone keeps the shape).
+  """
+  c = toy_config(dataset)
+  c.generator.hidden = (128, 128, 128, 128)
+  c.generator.batchnorm = True
+  c.generator.negative_slope = 0.0         # ReLU
+  c.discriminator.hidden = (128, 128, 128)
+  c.discriminator.maxout = 1               # LeakyReLU hidden layers (PacGAN's maxout: 5)
+  c.r1_weight = 0.01
+  c.learning_rate = 1e-3
+  c.b1, c.b2 = 0.5, 0.999
+  c.batch_size = 100
+  c.num_steps = int(num_steps)
+  c.decay_steps = c.get_ref("num_steps") // 2
+  c.film_every = 2500
+  c.checkpoint_every = 10000
+  return c
+
+
 def check_toy_config(config: ml_collections.ConfigDict) -> None:
   """Raises :class:`ConfigError` for wrong toy-lab keys."""
   toy.check_name(config.dataset)
@@ -97,12 +123,9 @@ def check_toy_config(config: ml_collections.ConfigDict) -> None:
 class ToyFilm(Hook):
   """Trainer hook of a toy run: film frames and mode metrics (see the module docstring)."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, write: bool = True):
+  def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     self.every = int(config.get("film_every", 250))
-    self.write = write
-    self.directory = os.path.join(workdir, "film")
-    self.gif = os.path.join(workdir, "film.gif")
     self.name = config.dataset
     self.modes = toy.modes(self.name)
     self.frames: list[str] = []
@@ -116,37 +139,29 @@ class ToyFilm(Hook):
       return {}
     return mode_metrics_np(eval_points(state), *self.modes)
 
-  def _frame(self, state: GANState, step: int, history: list[dict], name: str) -> np.ndarray:
-    path = os.path.join(self.directory, name) if self.write else None
-    if path:
-      os.makedirs(self.directory, exist_ok=True)
-    return film.render_frame(state, self.view, history, step, path=path, scores=self.last)
+  def _frame(self, state: GANState, step: int, history: list[dict], name: str) -> Picture:
+    return Picture(f"film/{name}", film.render_frame(state, self.view, history, step,
+                                                     scores=self.last))
 
   def __call__(self, state: GANState, step: int, history: list[dict]) -> dict[str, Any]:
     self.last = self._metrics(state)
-    name = f"frame_{step:07d}.png"
-    image = self._frame(state, step, history, name)
-    if self.write and name not in self.frames:
-      self.frames.append(name)
-    return {**{k: float(v) for k, v in self.last.items()}, "film": image}
+    frame = self._frame(state, step, history, f"frame_{step:07d}.png")
+    if frame.path not in self.frames:
+      self.frames.append(frame.path)
+    return {**{k: float(v) for k, v in self.last.items()}, "film": frame}
 
-  def end(self, state: GANState, step: int, history: list[dict]) -> list[str]:
+  def end(self, state: GANState, step: int, history: list[dict]) -> list:
     self.last = self._metrics(state)
-    lines = []
+    out: list = [self._frame(state, step, history, "final.png")]
     if self.last:
       m = self.last
       total = len(self.modes[0])
-      lines.append(f"modes        {m['modes']}/{total} covered, {m['high_quality']:.1f}% high quality, "
-                   f"reverse KL {m['reverse_kl']:.3f} (2500 samples)")
-    if not self.write:
-      return lines
-    self._frame(state, step, history, "final.png")
-    paths = [os.path.join(self.directory, f) for f in sorted(set(self.frames))
-             if os.path.exists(os.path.join(self.directory, f))]
-    if paths:
-      made = film.assemble(paths, self.gif, fps=int(self.config.get("film_fps", 8)))
-      lines.append(f"film         {'  '.join(made)}  ({len(paths)} frames in {self.directory})")
-    return lines
+      out.append(f"modes        {m['modes']}/{total} covered, {m['high_quality']:.1f}% high "
+                 f"quality, reverse KL {m['reverse_kl']:.3f} (2500 samples)")
+    if self.frames:
+      out.append(Film("film.gif", tuple(sorted(set(self.frames))),
+                      fps=int(self.config.get("film_fps", 8))))
+    return out
 
 
 class Toy2D(GAN):
@@ -166,9 +181,9 @@ class Toy2D(GAN):
     """The distribution's sampler (:class:`jaxgan.data.toy.ToyData`), the same in every process."""
     return toy.ToyData(config.dataset)
 
-  def hooks(self, config: ml_collections.ConfigDict, workdir: str, data, write: bool = True,
+  def hooks(self, config: ml_collections.ConfigDict, data,
             log: Callable[[str], None] | None = None) -> list[Hook]:
-    return [ToyFilm(config, workdir, write)]
+    return [ToyFilm(config)]
 
 
 TOY = Toy2D()

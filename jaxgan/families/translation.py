@@ -27,7 +27,6 @@ the final iterations over which the learning rates fall linearly to 0.
 from __future__ import annotations
 
 import functools
-import os
 from typing import Any, Callable
 
 import jax
@@ -41,7 +40,7 @@ from jaxgan.data import domains, photo
 from jaxgan.errors import ConfigError
 from jaxgan.families.base import Drawing, Family, jsonable
 from jaxgan.generation import batched
-from jaxgan.hooks import Hook
+from jaxgan.hooks import Hook, Picture
 from jaxgan.models.translation import PatchGANDiscriminator, ResNetGenerator, StarGANDiscriminator
 
 DATASETS = ("mnist", "fashion_mnist")
@@ -445,11 +444,10 @@ def figure(state, config, rows: int = GRID_ROWS) -> np.ndarray:
   return (cyclegan_figure if config.model == "cyclegan" else stargan_figure)(state, config, rows)
 
 
-def save_figure(images: np.ndarray, path: str | None) -> np.ndarray:
-  """Tiles a figure ``[rows, cols, H, W, C]`` row by row (PNG at ``path`` if given); the uint8 grid."""
+def figure_grid(images: np.ndarray) -> np.ndarray:
+  """Tiles a figure ``[rows, cols, H, W, C]`` row by row into one uint8 grid."""
   rows, cols = images.shape[:2]
-  flat = images.reshape(rows * cols, *images.shape[2:])
-  return viz.save_grid(flat, path, cols) if path else viz.make_grid(flat, cols)
+  return viz.make_grid(images.reshape(rows * cols, *images.shape[2:]), cols)
 
 
 def figure_caption(config) -> str:
@@ -604,26 +602,19 @@ class TranslationGrid(Hook):
   """``samples/step_XXXXXXX.png`` every ``sample_every`` steps and ``final.png``: the family's
   figure (:func:`figure`) on fixed held-out test images."""
 
-  def __init__(self, config: ml_collections.ConfigDict, workdir: str, write: bool = True):
+  def __init__(self, config: ml_collections.ConfigDict):
     self.config = config
     self.every = int(config.sample_every)
-    self.directory = os.path.join(workdir, "samples")
-    self.write = write
 
-  def _grid(self, state, name: str) -> np.ndarray:
-    path = None
-    if self.write:
-      os.makedirs(self.directory, exist_ok=True)
-      path = os.path.join(self.directory, name)
-    return save_figure(figure(state, self.config), path)
+  def _grid(self, state, name: str) -> Picture:
+    return Picture(f"samples/{name}", figure_grid(figure(state, self.config)), scale=3)
 
   def __call__(self, state, step, history):
     return {"samples": self._grid(state, f"step_{step:07d}.png")}
 
   def end(self, state, step, history):
-    self._grid(state, "final.png")
-    return [f"samples      {self.directory}  (final: {os.path.join(self.directory, 'final.png')}; "
-            f"{figure_caption(self.config)})"]
+    return [self._grid(state, "final.png"),
+            f"samples      samples/  (final: samples/final.png; {figure_caption(self.config)})"]
 
 
 class TranslationEvaluate(Hook):
@@ -676,10 +667,10 @@ class _Translation(Family):
   def step_body(self, config: ml_collections.ConfigDict) -> Callable:
     return step_body(config)
 
-  def hooks(self, config: ml_collections.ConfigDict, workdir: str, data: Any, write: bool = True,
+  def hooks(self, config: ml_collections.ConfigDict, data: Any,
             log: Callable[[str], None] | None = None) -> list[Hook]:
     """:class:`TranslationGrid`, and :class:`TranslationEvaluate` when ``eval_every``."""
-    hooks: list[Hook] = [TranslationGrid(config, workdir, write)]
+    hooks: list[Hook] = [TranslationGrid(config)]
     if config.get("eval_every", 0):
       hooks.append(TranslationEvaluate(config, data, log))
     return hooks

@@ -491,7 +491,6 @@ def test_param_ema_is_the_debiased_average_of_the_iterates_and_rides_in_the_opti
 
 def test_adam_epsilon_options_and_d_ema_in_the_trainer_optimizer():
   from jaxgan import config as config_lib
-  from jaxgan import trainer
   from jaxgan.ema import find_ema_state
   config = load_config("sgan_mnist")
   assert (config.adam_eps, config.adam_eps_root, config.d_ema) == (0.0, 1e-8, 0.999)

@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 import jaxgan
-from conftest import load_config
+from conftest import REPO, load_config
 from jaxgan import config as config_lib
-from jaxgan import families, film, parallel, steps
+from jaxgan import families, film, parallel, steps, viz
 from jaxgan.data import toy
 from jaxgan.errors import ConfigError
 from jaxgan.metrics.modes import mode_metrics_np
@@ -220,7 +220,7 @@ def test_a_frame_renders_and_the_grids_are_d_of_the_points(tmp_path):
   assert reds.sum() > 50 and blues.sum() > 50  # generated and real points are drawn
   gif, other = str(tmp_path / "film.gif"), str(tmp_path / "other.png")
   Image.fromarray(255 - png).save(other)
-  assert film.assemble([path, other], gif, fps=4)[0] == gif
+  assert viz.assemble_film([path, other], gif, fps=4)[0] == gif
   assert Image.open(gif).n_frames == 2
 
 
@@ -280,8 +280,7 @@ def test_toy_ring_recipe_trains_and_writes_frames_gif_and_mode_metrics(tmp_path,
 
 def test_bench_toy_rows_and_set_overrides():
   import importlib.util
-  import pathlib
-  path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_toy.py"
+  path = REPO / "benchmarks" / "bench_toy.py"
   spec = importlib.util.spec_from_file_location("bench_toy", path)
   bench = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(bench)
@@ -309,8 +308,7 @@ def test_bench_toy_rows_and_set_overrides():
 def test_bench_toy_json_holds_the_per_seed_scores_behind_the_table(tmp_path, capsys):
   import importlib.util
   import json
-  import pathlib
-  path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_toy.py"
+  path = REPO / "benchmarks" / "bench_toy.py"
   spec = importlib.util.spec_from_file_location("bench_toy_json", path)
   bench = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(bench)
@@ -331,10 +329,8 @@ def test_bench_toy_json_holds_the_per_seed_scores_behind_the_table(tmp_path, cap
 def test_stable_configs_are_the_benchmarked_stable_row(dataset, steps):
   # configs/toy_<dataset>_stable.py trains, through train.py, the row bench_toy.py measured over
   # 10 seeds: every key that changes what is computed is the same.
-  import os
   import sys
-  sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                  "benchmarks"))
+  sys.path.insert(0, str(REPO / "benchmarks"))
   import bench_toy
   args = bench_toy.parse_args(["--stable", "r1_small", "--steps", str(steps), "--lr", "1e-3",
                                "--b1", "0.5", "--decay_steps", str(steps // 2)])
