@@ -9,6 +9,10 @@ class ConfigError(JaxganError):
   """A config key or value is wrong."""
 
 
+class RunDirError(JaxganError):
+  """The run directory cannot be used: not writable, not a directory, or held by a live run."""
+
+
 class TrainingError(JaxganError):
   """Training cannot go on (e.g. non-finite losses)."""
 

@@ -151,7 +151,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> GANSt
   devices = select_devices(config)
   main = jax.process_index() == 0  # the only process that writes pictures, logs and the summary
   say = print if main else (lambda *a, **k: None)
-  run_dir = RunDir(workdir, write=main)
+  with RunDir(workdir, write=main) as run_dir:   # held (locked) until the run ends
+    return _train(config, family, devices, run_dir, main, say)
+
+
+def _train(config: ml_collections.ConfigDict, family: families.Family, devices: list,
+           run_dir: RunDir, main: bool, say) -> GANState:
   workdir = run_dir.path
 
   procs = jax.process_count()

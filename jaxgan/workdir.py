@@ -20,8 +20,11 @@ and :meth:`RunDir.keep` writes it. Only the main process of a multi-process run 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
+import socket
 
 import ml_collections
 import numpy as np
@@ -29,7 +32,10 @@ import numpy as np
 from jaxgan import config as config_lib
 from jaxgan import viz
 from jaxgan.checkpoint import Checkpointer
+from jaxgan.errors import RunDirError
 from jaxgan.hooks import Film, Picture
+
+LOCK = ".lock"   # the run's lock file: an flock held while a run trains; its text names the holder
 
 
 class MetricsLog:
@@ -129,13 +135,71 @@ def record_config_changes(workdir: str, config: ml_collections.ConfigDict, step:
 
 
 class RunDir:
-  """A run's directory: its metrics log, TensorBoard writer, config and the hooks' files."""
+  """A run's directory: its metrics log, TensorBoard writer, config and the hooks' files.
+
+  The writing process (``write=True``) holds an exclusive ``flock`` on ``<workdir>/.lock``
+  while the run lives (:meth:`close`, or the process's end, releases it; the OS drops it when a
+  run is killed), so a second run on the same workdir stops at once with
+  :class:`~jaxgan.errors.RunDirError` naming the holder; ``jaxgan.sample`` and
+  ``jaxgan.evaluate`` only read a run and take no lock. A workdir that is a file, or cannot be
+  created or written, is refused the same way, before anything is written.
+  """
 
   def __init__(self, path: str, write: bool = True):
     self.path = os.path.abspath(path)
     self.write = write
+    self._lock = None
     if write:
-      os.makedirs(self.path, exist_ok=True)
+      self._make()
+      self._lock = self._acquire()
+
+  def _make(self) -> None:
+    where = f"--workdir {self.path}"
+    if os.path.exists(self.path) and not os.path.isdir(self.path):
+      raise RunDirError(f"{where} is a file, not a directory; choose another --workdir")
+    try:
+      if not os.path.isdir(self.path):
+        os.makedirs(self.path, exist_ok=True)
+    except OSError as e:
+      raise RunDirError(f"cannot create {where}: {e.strerror or e} ({_blocking(self.path)}); "
+                        f"choose a --workdir in a folder you can write") from None
+    if not os.access(self.path, os.W_OK | os.X_OK):
+      raise RunDirError(f"{where} is not writable; fix its permissions or choose another --workdir")
+
+  def _acquire(self):
+    path = self.join(LOCK)
+    try:
+      f = open(path, "a+")
+    except OSError as e:
+      raise RunDirError(f"--workdir {self.path} cannot be written ({e.strerror or e}); fix its "
+                        f"permissions or choose another --workdir") from None
+    try:
+      fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      f.seek(0)
+      holder = f.read().strip() or "another process"
+      f.close()
+      if e.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+        raise RunDirError(f"cannot lock --workdir {self.path}: {e.strerror or e}") from None
+      raise RunDirError(f"--workdir {self.path} is in use by a run ({holder}); wait for it to "
+                        f"end or stop it, or choose another --workdir") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    f.flush()
+    return f
+
+  def close(self) -> None:
+    """Releases the run's lock (the lock file stays: its text is only read while locked)."""
+    if self._lock is not None:
+      self._lock.close()   # closing the descriptor drops the flock
+      self._lock = None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
 
   def join(self, *parts: str) -> str:
     return os.path.join(self.path, *parts)
@@ -187,3 +251,15 @@ class RunDir:
         return f"film         {'  '.join(made)}  ({len(frames)} frames in {where})"
       return None
     raise TypeError(f"a hook returned {type(artefact).__name__}; expected a Picture or a Film")
+
+
+def _blocking(path: str) -> str:
+  """What stands in the way of creating ``path``: the nearest existing ancestor, and why."""
+  parent = os.path.dirname(path)
+  while parent and not os.path.exists(parent):
+    parent = os.path.dirname(parent)
+  if parent and not os.path.isdir(parent):
+    return f"{parent} is a file"
+  if parent and not os.access(parent, os.W_OK):
+    return f"{parent} is not writable"
+  return f"under {parent or '/'}"

@@ -254,11 +254,7 @@ class CGAN(Family):
           count(config, f"conditional.{key}", minimum)
 
   def check_data(self, config: ml_collections.ConfigDict, data) -> None:
-    if int(getattr(data, "num_classes", 0)) < 2:
-      raise ConfigError(
-          f"config.model={config.model!r} is label-aware ({self.name}) but the dataset "
-          f"{config.dataset!r} has no class labels; use a labelled dataset (e.g. "
-          f"--config.dataset=mnist) or an unconditional model (e.g. --config.model=dcgan)")
+    require_labels(config, data, self.name)
 
   def hooks(self, config: ml_collections.ConfigDict, data,
             log: Callable[[str], None] | None = None) -> list[Hook]:
@@ -294,6 +290,15 @@ class ACGAN(CGAN):
   def step_body(self, config: ml_collections.ConfigDict):
     options = {k: v for k, v in self.step_options(config).items() if k != "n_critic"}
     return cached_body(make_acgan_step, tuple(sorted({**options, "loss": config.loss}.items())))
+
+
+def require_labels(config: ml_collections.ConfigDict, data, family: str) -> None:
+  """The data error of a label-aware family: a dataset without class labels."""
+  if int(getattr(data, "num_classes", 0)) < 2:
+    raise ConfigError(
+        f"config.model={config.model!r} is label-aware ({family}) but the dataset "
+        f"{config.dataset!r} has no class labels; use a labelled dataset (e.g. "
+        f"--config.dataset=mnist) or an unconditional model (e.g. --config.model=dcgan)")
 
 
 def one_update_per_step(config: ml_collections.ConfigDict) -> None:

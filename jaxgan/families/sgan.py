@@ -27,7 +27,7 @@ from jaxgan.data import labeled
 from jaxgan.ema import ema_params
 from jaxgan.errors import ConfigError
 from jaxgan.families.base import Family, cached_body, count, number
-from jaxgan.families.conditional import one_update_per_step, test_split
+from jaxgan.families.conditional import one_update_per_step, require_labels, test_split
 from jaxgan.generation import batched
 from jaxgan.hooks import Evaluate, Hook, SampleGrid
 from jaxgan.models.conditional import weight_norm_data_init
@@ -231,11 +231,7 @@ class SGAN(Family):
     return labeled.for_config(config)
 
   def check_data(self, config: ml_collections.ConfigDict, data) -> None:
-    if int(getattr(data, "num_classes", 0)) < 2:
-      raise ConfigError(
-          f"config.model={config.model!r} is label-aware ({self.name}) but the dataset "
-          f"{config.dataset!r} has no class labels; use a labelled dataset (e.g. "
-          f"--config.dataset=mnist) or an unconditional model (e.g. --config.model=dcgan)")
+    require_labels(config, data, self.name)
 
   def prepare_state(self, config: ml_collections.ConfigDict, state, data):
     return initialise_from_data(state, data, config)
