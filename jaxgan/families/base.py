@@ -57,24 +57,28 @@ class Drawing:
   columns: int | None = None
 
 
-def number(config, key: str, minimum: float = 0.0) -> None:
-  """Raises :class:`ConfigError` unless ``config.<key>`` (dotted) is a finite number >= ``minimum``."""
-  value = _get(config, key)
+def number(config, key: str, minimum: float = 0.0, default: float = 0.0) -> None:
+  """Raises :class:`ConfigError` unless ``config.<key>`` (dotted; ``default`` when absent) is a
+  finite number >= ``minimum``."""
+  value = _get(config, key, default)
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
       or value < minimum:
     raise ConfigError(f"config.{key} must be a number >= {minimum}, got {value!r}")
 
 
 def count(config, key: str, minimum: int = 0) -> None:
-  """Raises :class:`ConfigError` unless ``config.<key>`` (dotted) is an integer >= ``minimum``."""
-  value = _get(config, key)
+  """Raises :class:`ConfigError` unless ``config.<key>`` (dotted; valid when absent) is an integer
+  >= ``minimum``."""
+  value = _get(config, key, minimum)
   if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
     raise ConfigError(f"config.{key} must be an integer >= {minimum}, got {value!r}")
 
 
-def _get(config, key: str):
+def _get(config, key: str, default):
   node = config
   for part in key.split("."):
+    if part not in node:
+      return default
     node = node[part]
   return node
 

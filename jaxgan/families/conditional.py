@@ -248,10 +248,8 @@ class CGAN(Family):
     if cond is not None and cond not in CONDITIONINGS:
       raise ConfigError(f"config.discriminator.conditioning={cond!r} is unknown; choose one of "
                         f"{list(CONDITIONINGS)}")
-    if "conditional" in config:
-      for key, minimum in (("eval_every", 0), ("samples_per_class", 2)):
-        if key in config.conditional:
-          count(config, f"conditional.{key}", minimum)
+    count(config, "conditional.eval_every")
+    count(config, "conditional.samples_per_class", 2)
 
   def check_data(self, config: ml_collections.ConfigDict, data) -> None:
     require_labels(config, data, self.name)
@@ -276,10 +274,8 @@ class ACGAN(CGAN):
   def check_config(self, config: ml_collections.ConfigDict) -> None:
     super().check_config(config)
     one_update_per_step(config)
-    if "acgan" in config:
-      for key in ("class_weight", "fake_class_weight"):
-        if key in config.acgan:
-          number(config, f"acgan.{key}")
+    for key in ("class_weight", "fake_class_weight"):
+      number(config, f"acgan.{key}")
 
   def step_options(self, config: ml_collections.ConfigDict) -> dict[str, Any]:
     acgan = config.get("acgan", {})

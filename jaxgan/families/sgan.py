@@ -217,10 +217,8 @@ class SGAN(Family):
     one_update_per_step(config)
     sgan = config.get("sgan", ml_collections.ConfigDict())
     for key, minimum in (("labels_per_class", 1), ("labeled_batch_size", 0), ("eval_every", 0)):
-      if key in sgan:
-        count(config, f"sgan.{key}", minimum)
-    if "unsupervised_weight" in sgan:
-      number(config, "sgan.unsupervised_weight")
+      count(config, f"sgan.{key}", minimum)
+    number(config, "sgan.unsupervised_weight")
     for key in ("feature_matching", "matching_batch"):
       if not isinstance(sgan.get(key, False), bool):
         raise ConfigError(f"config.sgan.{key} must be True or False, got {sgan[key]!r}")

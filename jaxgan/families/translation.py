@@ -38,7 +38,7 @@ from jaxgan import translation as tr
 from jaxgan import viz
 from jaxgan.data import domains, photo
 from jaxgan.errors import ConfigError
-from jaxgan.families.base import Drawing, Family, jsonable
+from jaxgan.families.base import Drawing, Family, jsonable, number
 from jaxgan.generation import batched
 from jaxgan.hooks import Hook, Picture
 from jaxgan.models.translation import PatchGANDiscriminator, ResNetGenerator, StarGANDiscriminator
@@ -132,12 +132,6 @@ def _check_shapes(generator, discriminator, image_shape, stargan: bool) -> None:
   jax.eval_shape(lambda: discriminator.init(key, x))
 
 
-def _number(config, key: str, value, minimum: float = 0.0) -> None:
-  if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
-      or value < minimum:
-    raise ConfigError(f"config.{key} must be a number >= {minimum}, got {value!r}")
-
-
 def check_config(config: ml_collections.ConfigDict) -> None:
   """Raises :class:`ConfigError` for a translation config that cannot run (before any data is read)."""
   fam = config.model
@@ -176,10 +170,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if config.loss != "wasserstein":
       raise ConfigError(f"StarGAN's adversarial objective is WGAN-GP: set --config.loss=wasserstein "
                         f"(got {config.loss!r})")
-    star = config.get("stargan", ml_collections.ConfigDict())
     for key in ("lambda_cls", "lambda_rec", "lambda_id"):
-      _number(config, f"stargan.{key}", star.get(key, 0.0))
-    _number(config, "gp_weight", config.get("gp_weight", 10.0))
+      number(config, f"stargan.{key}")
+    number(config, "gp_weight", default=10.0)
   generator, discriminator = build_models(config, _image_shape(config))
   _check_shapes(generator, discriminator, _image_shape(config), fam == "stargan")
 
