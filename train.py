@@ -2,6 +2,7 @@
 
 import os
 import sys
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow only serves tfds here
 
@@ -27,12 +28,28 @@ def _unknown_key(e: BaseException):
 
 
 def _parse_flags(argv):
-  """absl's parser; an override of an unknown key (raised while parsing when ``--config`` names a
-  file) becomes one line instead of a traceback."""
+  """absl's parser; a bad flag, an override of an unknown key (raised while parsing when
+  ``--config`` names a file) or a recipe that does not load is one line instead of a traceback."""
   try:
-    return app.parse_flags_with_usage(argv)
+    return flags.FLAGS(argv)
+  except flags.Error as e:  # absl's own message, without its second line of help
+    _fail(f"{e} (python train.py --helpfull lists the flags)")
   except (AttributeError, KeyError) as e:
     _unknown_key(e)
+  except Exception as e:  # noqa: BLE001 - the recipe file itself failed: its error, in one line
+    _bad_recipe(e)
+
+
+def _bad_recipe(e: BaseException):
+  """One line for a --config file that does not load (a syntax error, an error in get_config)."""
+  if isinstance(e, SyntaxError):
+    _fail(f"cannot load --config {e.filename}: syntax error at line {e.lineno}: {e.msg}")
+  frames = [f for f in traceback.extract_tb(e.__traceback__) if f.filename.endswith(".py")
+            and "-packages" not in f.filename and f.filename != __file__]
+  where = f" {frames[-1].filename}" if frames else ""
+  line = f" (line {frames[-1].lineno})" if frames else ""
+  detail = str(e).splitlines()[0] if str(e) else ""
+  _fail(f"cannot load --config{where}: {type(e).__name__}: {detail}{line}")
 
 
 try:

@@ -16,7 +16,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from jaxgan.errors import JaxganError  # noqa: E402
 
@@ -109,11 +109,11 @@ def define_flags() -> None:
 
 
 def main(argv):
-  from jaxgan.sample import cli_flags
+  from jaxgan.sample import cli_flags, fail
   FLAGS = cli_flags(argv)
   if FLAGS.num < 4 or FLAGS.batch_size <= 0:
-    raise app.UsageError("--num must be at least 4 (a few thousand for meaningful numbers) and "
-                         "--batch_size positive")
+    fail(f"--num must be at least 4 (a few thousand for meaningful numbers) and --batch_size "
+         f"positive (got --num={FLAGS.num} --batch_size={FLAGS.batch_size})")
   try:
     evaluate(FLAGS.workdir, FLAGS.num, FLAGS.step, FLAGS.seed, FLAGS.batch_size, FLAGS.split,
              FLAGS.cache_dir, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.out, best=FLAGS.best)

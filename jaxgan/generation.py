@@ -19,6 +19,46 @@ from jaxgan.state import takes_label
 from jaxgan.steps import generate
 
 
+def to_uint8(images) -> np.ndarray:
+  """Images in [-1, 1] (a generator's output) as uint8 in [0, 255], rounded: the conversion
+  ``jaxgan.sample`` writes and the metrics read."""
+  from jaxgan import viz
+  return viz.to_uint8(images)
+
+
+def save_images(images, out: str, columns: int | None = None) -> tuple[str, str]:
+  """Writes ``images`` ``[N, H, W, C]`` to ``out`` (``.npz``, uint8 under ``images``, as
+  ``jaxgan.sample`` does) and a grid of the first 64 as a PNG beside it; returns both paths.
+
+  ``images``: floats in [-1, 1] (what :func:`generate_images` returns) or uint8 in [0, 255];
+  anything else is refused with :class:`SampleError`.
+  """
+  import os
+
+  from jaxgan import viz
+  images = np.asarray(images)
+  if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    raise SampleError(f"save_images takes images [N, H, W, C] with 1 or 3 channels; got shape "
+                      f"{images.shape}")
+  if images.dtype == np.uint8:
+    pixels = images
+  elif np.issubdtype(images.dtype, np.floating):
+    low, high = float(np.min(images)), float(np.max(images))
+    if low < -1.0 - 1e-3 or high > 1.0 + 1e-3:
+      raise SampleError(f"save_images takes floats in [-1, 1] (a generator's tanh output); these "
+                        f"span [{low:.3g}, {high:.3g}]: scale them to [-1, 1], or pass uint8")
+    pixels = to_uint8(images)
+  else:
+    raise SampleError(f"save_images takes float images in [-1, 1] or uint8 in [0, 255], not "
+                      f"{images.dtype}")
+  out = os.path.abspath(out if out.endswith(".npz") else out + ".npz")
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  np.savez_compressed(out, images=pixels)
+  png = out[:-len(".npz")] + ".png"
+  viz.save_grid(pixels[:64].astype(np.float32) / 127.5 - 1.0, png, columns)
+  return out, png
+
+
 class SampleError(JaxganError):
   """The run cannot be sampled as asked (no workdir, no checkpoint, a label out of range...)."""
 

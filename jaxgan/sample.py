@@ -64,9 +64,20 @@ def load_generator(workdir: str, step: int | None = None, best: bool = False):
     if not steps:
       raise SampleError(f"no checkpoint in {ckpt_dir}; train first: "
                         f"python train.py --config CONFIG --workdir {workdir}")
-    step = max(steps) if step is None else int(step)
+    if step is None:  # the newest whole checkpoint (a live run's is whole once it is listed)
+      step, damaged = ckpt.newest_whole()
+      if step is None:
+        raise SampleError(f"no checkpoint in {ckpt_dir} can be read: "
+                          + "; ".join(f"step {s}: {why}" for s, why in damaged))
+      for s, why in damaged:
+        print(f"warning: checkpoint step {s} is damaged: {why}; using step {step}", file=sys.stderr)
+    step = int(step)
     if step not in steps:
       raise SampleError(f"no checkpoint at step {step} in {ckpt_dir}; it has steps {sorted(steps)}")
+    why = ckpt.damage(step)
+    if why is not None:
+      raise SampleError(f"checkpoint step {step} in {ckpt_dir} is damaged: {why}; choose another "
+                        f"--step (it has steps {sorted(steps)})")
     meta = ckpt.read_meta(step)
     image_shape = tuple(meta["image_shape"])
     state = family.build_state(config, image_shape)
@@ -134,18 +145,19 @@ def cli_flags(argv):
   """The parsed flags of the sample / evaluate commands, after the checks they share."""
   FLAGS = flags.FLAGS
   if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    fail(f"unexpected arguments: {' '.join(argv[1:])} (flags are --name=value; --help lists them)")
   if not FLAGS["verbosity"].present:
     logging.set_verbosity(logging.ERROR)  # orbax warns about the state item when reading meta only
   if not FLAGS.workdir:
-    raise app.UsageError("--workdir is required")
+    fail("--workdir is required: the run directory train.py wrote")
   return FLAGS
 
 
 def main(argv):
   FLAGS = cli_flags(argv)
   if FLAGS.num <= 0 or FLAGS.batch_size <= 0:
-    raise app.UsageError("--num and --batch_size must be positive")
+    fail(f"--num and --batch_size must be positive (got --num={FLAGS.num} "
+         f"--batch_size={FLAGS.batch_size})")
   try:
     drawing = draw(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step, FLAGS.batch_size, FLAGS.best,
                    FLAGS["label"].value if "label" in FLAGS else None)

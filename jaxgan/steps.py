@@ -20,7 +20,7 @@ import optax
 from jax import lax
 
 from jaxgan import losses
-from jaxgan.state import GANState, takes_label
+from jaxgan.state import DROPOUT_STREAM, GANState, takes_label
 
 Batch = dict[str, jax.Array]
 Metrics = dict[str, jax.Array]
@@ -59,6 +59,14 @@ def _refusal(discriminator, args) -> str | None:
 def step_key(state: GANState, stream: int) -> jax.Array:
   """Randomness of one step: a pure function of the run key, the step and the stream."""
   return jax.random.fold_in(jax.random.fold_in(state.key, state.step), stream)
+
+
+def dropout_rngs(key: jax.Array, tag: int, axis_name: str | None = None) -> dict[str, jax.Array]:
+  """``{"dropout": ...}`` for one network pass of a step: the pass's stream ``key`` folded with
+  the dropout stream and ``tag``, and over a mapped axis with the device's index (each device
+  masks its own examples). Unused by networks without dropout."""
+  key = jax.random.fold_in(jax.random.fold_in(key, DROPOUT_STREAM), tag)
+  return {"dropout": key if axis_name is None else jax.random.fold_in(key, lax.axis_index(axis_name))}
 
 
 def local_draw(sampler, key: jax.Array, shape: tuple[int, ...],
@@ -183,16 +191,19 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   if fake is None:
     fake_label = _fake_labels(state, d_key, real.shape[0], axis_name)
     fake, _ = state.generate(sample_latent(state, d_key, real.shape[0], axis_name), train=True,
-                             label=fake_label)
+                             label=fake_label, rngs=dropout_rngs(d_key, 0, axis_name))
   fake = lax.stop_gradient(fake)
   fake_label = _d_label(state, fake_label)
 
   def loss_fn(d_params):
-    real_logits, stats = state.discriminate(real, d_params=d_params, label=real_label)
-    fake_logits, stats = state.discriminate(fake, stats, d_params=d_params, label=fake_label)
+    real_logits, stats = state.discriminate(real, d_params=d_params, label=real_label,
+                                            rngs=dropout_rngs(d_key, 1, axis_name))
+    fake_logits, stats = state.discriminate(fake, stats, d_params=d_params, label=fake_label,
+                                            rngs=dropout_rngs(d_key, 2, axis_name))
     d_loss = losses.discriminator_loss(loss, real_logits, fake_logits, **smoothing_kwargs(label_smoothing))
     extra = {}
-    critic = lambda x: state.discriminate(x, d_params=d_params, label=real_label)[0]
+    critic = lambda x: state.discriminate(x, d_params=d_params, label=real_label,
+                                          rngs=dropout_rngs(d_key, 3, axis_name))[0]
     if gp_weight:
       uniform = lambda k, shape: jax.random.uniform(k, shape, jnp.float32)
       eps = local_draw(uniform, gp_key, (real.shape[0],), axis_name)
@@ -241,8 +252,10 @@ def g_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   y = _fake_labels(state, g_key, batch["image"].shape[0], axis_name)
 
   def loss_fn(g_params):
-    fake, g_stats = state.replace(g_params=g_params).generate(z, train=True, label=y)
-    fake_logits, _ = state.discriminate(fake, label=_d_label(state, y))
+    fake, g_stats = state.replace(g_params=g_params).generate(
+        z, train=True, label=y, rngs=dropout_rngs(g_key, 0, axis_name))
+    fake_logits, _ = state.discriminate(fake, label=_d_label(state, y),
+                                        rngs=dropout_rngs(g_key, 1, axis_name))
     return losses.generator_loss(loss, fake_logits), g_stats
 
   (g_loss, g_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
@@ -289,12 +302,14 @@ def reused_fakes_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsatur
   z = sample_latent(state, d_key, batch["image"].shape[0], axis_name)
   y = _fake_labels(state, d_key, batch["image"].shape[0], axis_name)
   fake, pull_back, g_stats = jax.vjp(
-      lambda g_params: state.replace(g_params=g_params).generate(z, train=True, label=y),
+      lambda g_params: state.replace(g_params=g_params).generate(
+          z, train=True, label=y, rngs=dropout_rngs(d_key, 0, axis_name)),
       state.g_params, has_aux=True)
   state, d_metrics = d_step_fn(state, batch, loss=loss, axis_name=axis_name, fake=fake,
                                fake_label=y, **d_options)
   g_loss, fake_grad = jax.value_and_grad(
-      lambda x: losses.generator_loss(loss, state.discriminate(x, label=_d_label(state, y))[0]))(fake)
+      lambda x: losses.generator_loss(loss, state.discriminate(
+          x, label=_d_label(state, y), rngs=dropout_rngs(d_key, 4, axis_name))[0]))(fake)
   (grads,) = pull_back(fake_grad)
   state, g_metrics = apply_g_update(state, grads, g_stats, g_loss, axis_name)
   return state, {**d_metrics, **g_metrics}

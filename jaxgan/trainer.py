@@ -12,6 +12,7 @@ import contextlib
 import functools
 import os
 import signal
+import sys
 import time
 from typing import Any, Iterator
 
@@ -21,7 +22,7 @@ import ml_collections
 import numpy as np
 
 from jaxgan import families, parallel
-from jaxgan.checkpoint import Checkpointer
+from jaxgan.checkpoint import Checkpointer, CheckpointError
 from jaxgan.errors import ConfigError, Interrupted, TrainingError
 from jaxgan.hooks import Evaluate, Picture
 from jaxgan.state import GANState
@@ -175,9 +176,9 @@ def _train(config: ml_collections.ConfigDict, family: families.Family, devices: 
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
   try:
-    resumed_from = ckpt.latest_step()
+    resumed_from = _newest_whole(ckpt, main)
     if resumed_from is not None:
-      state = ckpt.restore(state, meta)
+      state = ckpt.restore(state, meta, resumed_from)
     start = int(state.step)
     if start % per_call:
       raise ConfigError(f"the checkpoint is at step {start}, not a multiple of config.steps_per_call="
@@ -239,6 +240,7 @@ def _train(config: ml_collections.ConfigDict, family: families.Family, devices: 
   t_start = time.perf_counter()
   step = start
   ran_at: dict[int, int] = {}
+  diverged: str | None = None
   summary: list[str] = []
   try:
     with _SignalCatcher() as signals:
@@ -256,6 +258,12 @@ def _train(config: ml_collections.ConfigDict, family: families.Family, devices: 
           if not all(np.isfinite(v) for v in means.values()):
             bad = ", ".join(f"{k}={v}" for k, v in means.items() if not np.isfinite(v))
             raise TrainingError(_nan_message(step, ckpt, bad))
+          if diverged is None:
+            diverged = _divergence(means)
+            if diverged and main:
+              pbar.write(f"warning: the run has diverged at step {step} ({diverged}: losses "
+                         f"this large mean it learns nothing); lower --config.learning_rate",
+                         file=sys.stderr)
           now = time.perf_counter()
           record = {"step": step, **means, "steps_per_sec": n_window / (now - t_window)}
           log.append(record)
@@ -326,6 +334,38 @@ def _train(config: ml_collections.ConfigDict, family: families.Family, devices: 
   print(f"metrics      {log.path}")
   print(f"tensorboard  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
   return final_state
+
+
+# A logged loss beyond this magnitude means the run has diverged: no objective of jaxgan's reaches
+# it while learning (the WGAN critic's values stay within a few thousand on image data).
+DIVERGED = 1e6
+
+
+def _divergence(means: dict) -> str | None:
+  """What shows a diverged run in a logging window's means (``"g_loss 3e+12"``), or None."""
+  big = [f"{k} {v:.3g}" for k, v in means.items() if k.endswith("loss") and abs(v) > DIVERGED]
+  return ", ".join(big) or None
+
+
+def _newest_whole(ckpt: Checkpointer, main: bool) -> int | None:
+  """The step a run resumes from: the newest whole checkpoint. Newer damaged ones are set aside
+  (moved to ``checkpoints.damaged/``, never deleted) and said; none whole is one clear error that
+  moves nothing."""
+  step, damaged = ckpt.newest_whole()
+  if damaged and step is None:
+    listing = "; ".join(f"step {s}: {why}" for s, why in damaged)
+    raise CheckpointError(f"no checkpoint in {ckpt.directory} can be read ({listing}); move that "
+                          f"directory away to start over, or use another --workdir")
+  for s, why in damaged:
+    if main:
+      where = ckpt.set_aside(s)
+      print(f"warning: checkpoint step {s} is damaged: {why}; moved to {where}; resuming from "
+            f"step {step}", file=sys.stderr)
+  if damaged and jax.process_count() > 1:  # every process sees the same steps before training
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices("jaxgan: damaged checkpoints set aside")
+    ckpt.reload()
+  return step
 
 
 def _nan_message(step: int, ckpt: Checkpointer, what: str) -> str:

@@ -14,9 +14,10 @@ ROOT = pathlib.Path(__file__).resolve().parents[1] / "jaxgan"
 
 # The family modules: only the registry (jaxgan.families) and other family modules import them.
 FAMILY_PACKAGE = "jaxgan.families"
-# The modules that may import the registry: the loop and the command-line tools (they look the
+# The modules that may import the registry: the loops (one run, many seeds) and the command-line
+# tools (they look the
 # run's family up once and call its interface). Every other generic module is family-blind.
-REGISTRY_USERS = ("jaxgan.trainer", "jaxgan.sample", "jaxgan.evaluate")
+REGISTRY_USERS = ("jaxgan.trainer", "jaxgan.sample", "jaxgan.evaluate", "jaxgan.multiseed")
 # Calls that write files: only the trainer and the run directory write a run's outputs; hooks
 # and families return what to keep.
 WRITERS = {"open", "makedirs", "imsave", "savefig", "savez", "savez_compressed", "save", "dump",

@@ -40,11 +40,34 @@ def _train(*args, timeout=300):
     (["--config", "configs/no_such_recipe.py"], "no_such_recipe.py"),
 ])
 def test_bad_input_is_one_clear_message(tmp_path, args, match):
+  _one_line(tmp_path, args, match)
+
+
+def _one_line(tmp_path, args, match):
+  """train.py refuses ``args`` with one ``error:`` line holding ``match``, before any work."""
   result = _train(*args, "--workdir", str(tmp_path / "run"))
   assert result.returncode != 0
   assert match in result.stderr
   assert "Traceback" not in result.stderr
   assert not (tmp_path / "run" / "checkpoints").exists()
+  lines = [line for line in result.stderr.splitlines() if line.strip()
+           and not line.startswith(("WARNING: All log messages", "I0000"))]
+  assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+
+
+@pytest.mark.parametrize("recipe,match", [
+    ("def get_config(:\n", "syntax error at line 1"),
+    ("def get_config():\n  return undefined_name\n", "NameError: name 'undefined_name' is not "
+                                                         "defined (line 2)"),
+])
+def test_a_recipe_that_does_not_load_is_one_line(tmp_path, recipe, match):
+  path = tmp_path / "recipe.py"
+  path.write_text(recipe)
+  _one_line(tmp_path, ["--config", str(path)], match)
+
+
+def test_a_misspelt_dataset_is_one_line(tmp_path):
+  _one_line(tmp_path, ["--config.dataset=fashion_mnst"], "did you mean fashion_mnist?")
 
 
 def test_train_py_end_to_end_on_real_fashion_mnist(tmp_path, real_data_dir):

@@ -91,6 +91,22 @@ def test_commands_fail_with_one_line_for_a_missing_workdir(tmp_path):
     assert not (tmp_path / "nope").exists()
 
 
+@pytest.mark.parametrize("name,args,match", [
+    ("jaxgan.sample", ["--num", "0"], "--num and --batch_size must be positive (got --num=0"),
+    ("jaxgan.sample", ["--num", "8", "--batch_size", "-1"], "must be positive"),
+    ("jaxgan.evaluate", ["--num", "2"], "--num must be at least 4"),
+    ("jaxgan.sample", ["--num", "8", "extra"], "unexpected arguments: extra"),
+    ("jaxgan.evaluate", [], "--workdir is required"),
+])
+def test_bad_flags_are_one_line_without_the_usage_text(tmp_path, name, args, match):
+  workdir = [] if "--workdir" in match else ["--workdir", str(tmp_path)]
+  result = _module(name, *workdir, *args)
+  assert result.returncode == 2
+  lines = [line for line in result.stderr.splitlines() if line.strip()
+           and not line.startswith(("WARNING: All log messages", "I0000"))]
+  assert lines == [f"error: {lines[0][len('error: '):]}"] and match in lines[0], result.stderr
+
+
 def test_evaluate_writes_eval_json_on_mock_data(run, mock_fmnist, tmp_path, capsys):
   from jaxgan.evaluate import evaluate
   from jaxgan.metrics import Evaluator

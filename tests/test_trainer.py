@@ -234,3 +234,14 @@ def test_decay_steps_take_both_rates_linearly_to_zero_at_num_steps():
                              rtol=1e-4, atol=1e-9)
   np.testing.assert_allclose(rates(d_tx, 21), 1e-3 * np.r_[[1] * 13, 1 - np.arange(1, 9) / 8],
                              rtol=1e-4, atol=1e-9)
+
+
+def test_a_diverged_run_is_said_once(tmp_path, mock_fmnist, capsys):
+  trainer.train_and_evaluate(_config("gan_fmnist", num_steps=40, log_every=2), str(tmp_path / "ok"))
+  assert "diverged" not in capsys.readouterr().err
+  trainer.train_and_evaluate(_config("gan_fmnist", num_steps=40, log_every=2, learning_rate=1e3),
+                             str(tmp_path / "diverged"))
+  err = capsys.readouterr().err
+  lines = [line for line in err.splitlines() if "diverged" in line]
+  assert len(lines) == 1 and lines[0].startswith("warning: the run has diverged at step "), err
+  assert "--config.learning_rate" in lines[0]

@@ -13,6 +13,7 @@ an uninterrupted run would have read, and a batch costs one numpy gather
 
 from __future__ import annotations
 
+import fcntl
 import os
 import socket
 import threading
@@ -82,13 +83,47 @@ def prepare(name: str, data_dir: str | None = None, manual_dir: str | None = Non
   own extraction directory: tfds caches extracted files by file name and MNIST
   and Fashion-MNIST use the same names.
   """
-  tfds = _tfds()
-  try:
-    builder = tfds.builder(name, data_dir=data_dir)
-  except Exception as e:  # unknown name, bad data_dir
-    raise DataError(f"tfds cannot open dataset {name!r}: {e}") from None
+  builder = _builder(name, data_dir)
   if builder.info.splits:  # already built (or provided by tfds.testing.mock_data)
     return builder
+  # One build per dataset and data dir at a time: a second run (another process, another
+  # machine on a shared disk) waits for the first and then reads what it built.
+  root = builder.data_dir_root
+  os.makedirs(root, exist_ok=True)
+  lock_path = os.path.join(root, f".{name.replace('/', '_')}.jaxgan-build.lock")
+  with open(lock_path, "a") as lock:
+    try:
+      fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      print(f"waiting for another process that is building {name} in {root} ...", flush=True)
+      fcntl.flock(lock, fcntl.LOCK_EX)
+    builder = _builder(name, data_dir)  # what the lock's previous holder built, if anything
+    if builder.info.splits:
+      return builder
+    return _build(name, builder, manual_dir)
+
+
+def _builder(name: str, data_dir: str | None):
+  """tfds's builder of ``name``; an unknown name is one line with the closest known names."""
+  tfds = _tfds()
+  try:
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    import difflib
+    known = tfds.list_builders(with_community_datasets=False)
+    close = difflib.get_close_matches(name.split("/")[0], known, n=3, cutoff=0.6)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise DataError(f"unknown dataset {name!r}: {hint}(config.dataset takes a tensorflow-datasets "
+                    f"name, e.g. fashion_mnist, mnist, celeb_a)") from None
+  except Exception as e:  # bad config name, bad data_dir
+    detail = str(e).strip().splitlines()
+    raise DataError(f"tfds cannot open dataset {name!r}: {detail[0] if detail else type(e).__name__}"
+                    ) from None
+
+
+def _build(name: str, builder, manual_dir: str | None):
+  """Builds ``name`` from the manual directory's raw files, or downloads them."""
+  tfds = _tfds()
   manual_dir = resolve_manual_dir(manual_dir)
   url_infos = getattr(builder, "url_infos", None) or {}
   config = tfds.download.DownloadConfig(try_download_gcs=False)

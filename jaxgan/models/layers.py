@@ -9,6 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from jaxgan.state import mode
+
 # DCGAN (Radford et al., 2016, sec. 4): weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02).
 dcgan_kernel_init = nn.initializers.normal(0.02)
 
@@ -392,5 +394,7 @@ def uses_batchnorm(module: nn.Module, *args) -> bool:
     return next_fun(*call_args, **call_kwargs)
 
   with nn.intercept_methods(interceptor):
-    jax.eval_shape(lambda *xs: module.init(jax.random.PRNGKey(0), *xs, train=False), *args)
+    key = jax.random.PRNGKey(0)
+    jax.eval_shape(lambda *xs: module.init({"params": key, "dropout": key}, *xs,
+                                           **mode(module, False)), *args)
   return bool(found)

@@ -105,3 +105,37 @@ def test_mnist_and_fashion_mnist_do_not_share_extracted_files(real_data_dir):
   # MNIST digits are mostly background; Fashion-MNIST items fill much more of the frame.
   ink = lambda d: float(np.mean(d.images > -0.5))
   assert ink(mnist) < 0.25 < ink(fmnist)
+
+
+def test_a_misspelt_dataset_is_one_line_naming_the_closest():
+  with pytest.raises(DataError) as e:
+    prepare("fashion_mnst")
+  message = str(e.value)
+  assert "did you mean fashion_mnist?" in message and "\n" not in message and len(message) < 300
+
+
+BUILD = ("import sys, time\n"
+         "from jaxgan.data import prepare\n"
+         "start = float(sys.argv[3])\n"
+         "time.sleep(max(0.0, start - time.time()))\n"   # both processes start building together
+         "builder = prepare('mnist', data_dir=sys.argv[1], manual_dir=sys.argv[2])\n"
+         "print('built', builder.info.splits['test'].num_examples, flush=True)\n")
+
+
+def test_two_processes_building_one_dataset_share_the_build(tmp_path):
+  """Two runs building the same dataset at once on a fresh data dir: one builds, the other waits
+  for it and reads what it built (without the lock, tfds's rename of the second build fails)."""
+  import subprocess
+  import sys
+  _need_raw("mnist")
+  from conftest import REPO
+  start = str(time.time() + 8)
+  procs = [subprocess.Popen([sys.executable, "-c", BUILD, str(tmp_path), MANUAL_DIR, start],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for _ in range(2)]
+  outs = [p.communicate(timeout=600) for p in procs]
+  for p, (out, err) in zip(procs, outs):
+    assert p.returncode == 0, err[-2000:]
+    assert "built 10000" in out
+  assert sum("waiting for another process that is building mnist" in out for out, _ in outs) == 1
+  assert load("mnist", "test", data_dir=str(tmp_path)).images.shape == (10_000, 28, 28, 1)
