@@ -1,7 +1,7 @@
 """N seeds of a recipe in one vmapped program (:class:`jaxgan.MultiSeed`) against N runs in turn.
 
 For each N of ``--seeds``, times ``--steps`` train steps of every seed both ways, after one
-warm-up call each (compilation excluded), and prints seed-steps per second and the speed-up.
+warm-up call each (compilation excluded; both read their batches inside the timing), and prints seed-steps per second and the speed-up.
 "In turn" is the trainer's one-device program (the family's jitted step) run for each seed
 after the other; "one program" is :meth:`jaxgan.MultiSeed.run`. Both read each seed's real
 data stream, as ``train.py --config.seed=s`` does.
@@ -47,12 +47,11 @@ def time_in_turn(runs, steps: int) -> float:
   step = jax.jit(runs.family.step_body(runs.config), donate_argnums=(0,))
   stacked = runs.init()
   states = [runs.state(stacked, i) for i in range(runs.num_seeds)]
-  batches = {s: [runs._batch(s, i) for i in range(steps + 1)] for s in runs.seeds}
-  _block(step(runs.state(stacked, 0), batches[runs.seeds[0]][0]))  # compile
+  _block(step(runs.state(stacked, 0), runs._batch(runs.seeds[0], 0)))  # compile
   t = time.perf_counter()
   for state, seed in zip(states, runs.seeds):
-    for i in range(1, steps + 1):
-      state, metrics = step(state, batches[seed][i])
+    for i in range(steps):   # each seed's batches read from its stream, as the trainer does
+      state, metrics = step(state, runs._batch(seed, i))
     _block(metrics)
   return time.perf_counter() - t
 
