@@ -63,6 +63,7 @@ def base_config() -> ml_collections.ConfigDict:
   # generated images vs the real test split; the best FID's checkpoint is kept in best/.
   c.eval_every = 0                  # 0 = off
   c.eval_samples = 5000
+  c.eval_features = "classifier"    # or "inception": FID/KID/precision/recall in the field's space
   c.eval_cache_dir = ""             # reference statistics cache ('' = $JAXGAN_CACHE_DIR or ~/.cache/jaxgan)
   c.progress = True                 # tqdm progress bar
   # Data: tfds data_dir ('' = tfds default) and a directory of raw files for
@@ -198,6 +199,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
                      or eval_samples < 10):
     raise ConfigError(f"config.eval_samples must be an integer >= 10 (a few thousand for meaningful "
                       f"FID), got {eval_samples!r}")
+  eval_features = config.get("eval_features", "classifier")
+  if eval_features not in ("classifier", "inception"):
+    raise ConfigError(f"config.eval_features must be 'classifier' or 'inception', got "
+                      f"{eval_features!r}")
   for key in ("adam_eps", "adam_eps_root"):
     value = config.get(key, 0.0)
     if (isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)

@@ -24,10 +24,13 @@ from jaxgan.errors import JaxganError  # noqa: E402
 def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int = 0,
              batch_size: int = 500, split: str = "test", cache_dir: str | None = None,
              data_dir: str | None = None, manual_dir: str | None = None,
-             out: str | None = None, log=print, best: bool = False) -> dict:
+             out: str | None = None, log=print, best: bool = False,
+             features: str = "classifier") -> dict:
   """Samples ``workdir``'s checkpoint, computes all metrics, writes ``eval.json``; returns its dict.
 
-  ``data_dir`` / ``manual_dir`` default to the run's ``config.data``.
+  ``data_dir`` / ``manual_dir`` default to the run's ``config.data``. ``features``: the feature
+  space of FID, KID and precision/recall, ``"classifier"`` or ``"inception"``
+  (:class:`jaxgan.metrics.Evaluator`).
   """
   from jaxgan import families
   from jaxgan.metrics import Evaluator
@@ -43,7 +46,7 @@ def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int
   evaluator = Evaluator(config.dataset, config.image_size, num_samples=num, split=split,
                         data_dir=data_dir or config.data.get("data_dir") or None,
                         manual_dir=manual_dir or config.data.get("manual_dir") or None,
-                        cache_dir=cache_dir, log=log)
+                        cache_dir=cache_dir, log=log, features=features)
   metrics = evaluator.evaluate(images, with_shares=True)
   shares = metrics.pop("class_shares")
   result = {"workdir": os.path.abspath(workdir), "step": int(step), "best": bool(best), "num_samples": int(num),
@@ -106,6 +109,9 @@ def define_flags() -> None:
   flags.DEFINE_string("manual_dir", None, "Raw files for offline builds (default: the run's "
                       "config, else $JAXGAN_MANUAL_DIR).")
   flags.DEFINE_string("out", None, "Output JSON (default <workdir>/eval.json).")
+  flags.DEFINE_enum("features", "classifier", ["classifier", "inception"], "Feature space of FID, "
+                    "KID and precision/recall: the dataset's classifier (fast) or the FID "
+                    "Inception network (the field's numbers).")
 
 
 def main(argv):
@@ -116,7 +122,8 @@ def main(argv):
          f"positive (got --num={FLAGS.num} --batch_size={FLAGS.batch_size})")
   try:
     evaluate(FLAGS.workdir, FLAGS.num, FLAGS.step, FLAGS.seed, FLAGS.batch_size, FLAGS.split,
-             FLAGS.cache_dir, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.out, best=FLAGS.best)
+             FLAGS.cache_dir, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.out, best=FLAGS.best,
+             features=FLAGS.features)
   except JaxganError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

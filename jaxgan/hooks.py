@@ -106,13 +106,17 @@ class Evaluate(Hook):
 
   def __init__(self, config: ml_collections.ConfigDict, log: Callable[[str], None] | None = None):
     from jaxgan.metrics import Evaluator, WeightsError
+    from jaxgan.metrics.inception import InceptionError
     self.every = int(config.eval_every)
     self.num = int(config.eval_samples)
     try:
       self.evaluator = Evaluator(
           config.dataset, config.image_size or None, num_samples=self.num,
           data_dir=config.data.data_dir or None, manual_dir=config.data.manual_dir or None,
-          cache_dir=config.get("eval_cache_dir", "") or None, log=log)
+          cache_dir=config.get("eval_cache_dir", "") or None, log=log,
+          features=config.get("eval_features", "classifier"))
+    except InceptionError as e:
+      raise ConfigError(f"config.eval_features='inception': {e}") from None
     except WeightsError as e:
       raise ConfigError(f"config.eval_every={self.every}: {e} (or set --config.eval_every=0)") from None
     self.last: dict[str, float] = {}

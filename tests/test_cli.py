@@ -38,6 +38,7 @@ def _train(*args, timeout=300):
     (["--config.batch_size=0"], "config.batch_size must be a positive integer"),
     (["--config.learning_rate=-0.1"], "config.learning_rate must be a positive number"),
     (["--config", "configs/no_such_recipe.py"], "no_such_recipe.py"),
+    (["--config.eval_features=fid"], "config.eval_features must be 'classifier' or 'inception'"),
 ])
 def test_bad_input_is_one_clear_message(tmp_path, args, match):
   _one_line(tmp_path, args, match)

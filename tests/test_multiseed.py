@@ -18,14 +18,15 @@ def _close(a, b, rtol=2e-4, atol=1e-5):
 def _same_run(mine, single):
   """Equal up to float rounding: D, its optimizer and G's kernels leaf by leaf; G by its outputs.
   (A bias right before a BatchNorm has a null gradient, which Adam divides by its own tiny second
-  moment: there the vmapped program's rounding moves it by ~1e-4 in 3 steps, to no effect on G.)"""
+  moment: there the vmapped program's rounding moves it by ~1e-4 in 3 steps, which reaches G's
+  inference-mode output through the running mean by up to ~2e-4; two seeds differ by ~0.1-1.)"""
   _close((mine.d_params, mine.d_opt_state), (single.d_params, single.d_opt_state))
   kernels = lambda p: [v for path, v in jax.tree_util.tree_flatten_with_path(p)[0]
                        if "kernel" in jax.tree_util.keystr(path)]
   _close(kernels(mine.g_params), kernels(single.g_params))
   z = jax.random.normal(jax.random.key(9), (16, mine.latent_dim))
   for train in (False, True):
-    _close(mine.generate(z, train=train)[0], single.generate(z, train=train)[0], atol=1e-4)
+    _close(mine.generate(z, train=train)[0], single.generate(z, train=train)[0], atol=1e-3)
 
 
 @pytest.mark.parametrize("name,overrides", [("gan_fmnist", {}), ("dcgan_fmnist", {}),

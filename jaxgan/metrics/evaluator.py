@@ -11,6 +11,11 @@ precision, recall, the classifier score and the class-balance distance
 calls ``evaluate`` every ``eval_every`` steps; ``python -m jaxgan.evaluate`` uses
 the same class.
 
+Two feature spaces (``features=``): ``"classifier"`` (the default, fast: the dataset's own
+CNN) and ``"inception"`` (the FID Inception network, :mod:`jaxgan.metrics.inception`: FID, KID
+and precision/recall as papers report them; its reference statistics are cached under the
+network's hash too). The classifier score and the class balance always come from the classifier.
+
 Sample-size note: FID is biased upwards for small sample sets (Bińkowski et al.,
 2018) and precision/recall depend on set sizes; compare numbers computed with the
 same number of samples. KID is unbiased.
@@ -23,22 +28,15 @@ from typing import Any
 
 import numpy as np
 
+from jaxgan.metrics.cache import CACHE_ENV, default_cache_dir  # noqa: F401 (re-exported)
 from jaxgan.metrics.classifier import FeatureNetwork, load_classifier
 from jaxgan.metrics.fid import frechet_distance, gaussian_stats
 from jaxgan.metrics.kid import kid
 from jaxgan.metrics.prd import precision_recall
 from jaxgan.metrics.score import class_shares, class_tv, classifier_score
 
-CACHE_ENV = "JAXGAN_CACHE_DIR"
 METRICS = ("fid", "kid", "kid_std", "precision", "recall", "classifier_score", "class_tv")
-
-
-def default_cache_dir() -> str:
-  """``$JAXGAN_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxgan``, else ``~/.cache/jaxgan``."""
-  if os.environ.get(CACHE_ENV):
-    return os.path.abspath(os.path.expanduser(os.environ[CACHE_ENV]))
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(base, "jaxgan")
+FEATURE_SPACES = ("classifier", "inception")
 
 
 def to_unit_range(images: np.ndarray) -> np.ndarray:
@@ -75,14 +73,19 @@ class Evaluator:
     kid_subsets, kid_subset_size: KID subsets (Bińkowski et al. use 100 x 1000).
     k: neighbourhood size of precision/recall (Kynkäänniemi et al.: 3).
     seed: seed of the real subset and of KID's subsets.
+    features: the feature space of FID, KID and precision/recall: ``"classifier"`` or
+      ``"inception"`` (``inception``: a loaded :class:`~jaxgan.metrics.inception.Inception`,
+      default :func:`~jaxgan.metrics.inception.load_inception`).
   """
 
   def __init__(self, dataset: str, image_size: int | None = 32, num_samples: int = 10_000,
                split: str = "test", data_dir: str | None = None, manual_dir: str | None = None,
                cache_dir: str | None = None, classifier: FeatureNetwork | str | None = None,
                kid_subsets: int = 50, kid_subset_size: int = 1000, k: int = 3, seed: int = 0,
-               log=None):
-    self.dataset, self.split = dataset, split
+               log=None, features: str = "classifier", inception=None):
+    if features not in FEATURE_SPACES:
+      raise ValueError(f"features must be one of {FEATURE_SPACES}, got {features!r}")
+    self.dataset, self.split, self.feature_space = dataset, split, features
     self.image_size = int(image_size or 0)
     self.num_samples = int(num_samples)
     self.kid_subsets, self.kid_subset_size, self.k, self.seed = kid_subsets, kid_subset_size, k, seed
@@ -91,14 +94,47 @@ class Evaluator:
     else:
       self.network = load_classifier(classifier or dataset)
     self.cache_dir = os.path.abspath(cache_dir or default_cache_dir())
-    self.cache_path = os.path.join(
-        self.cache_dir, f"{dataset}-{split}-{self.image_size or 'native'}-{self.network.sha256[:16]}.npz")
+    stem = f"{dataset}-{split}-{self.image_size or 'native'}"
+    self.cache_path = os.path.join(self.cache_dir, f"{stem}-{self.network.sha256[:16]}.npz")
     self._log = log or (lambda msg: None)
+    self._real = None
     self.reference = self._reference(data_dir, manual_dir)
-    feats = self.reference["features"]
+    self.inception = None
     rng = np.random.default_rng(seed)
-    n = min(self.num_samples, len(feats))
-    self.real_features = feats[np.sort(rng.permutation(len(feats))[:n])]
+    feats = self.reference["features"]
+    keep = np.sort(rng.permutation(len(feats))[:min(self.num_samples, len(feats))])
+    self.real_features = feats[keep]
+    if features == "inception":
+      from jaxgan.metrics.inception import load_inception
+      self.inception = inception or load_inception(cache_dir=cache_dir)
+      self.inception_cache_path = os.path.join(
+          self.cache_dir, f"{stem}-inception-{self.inception.sha256[:16]}.npz")
+      self.inception_reference = self._inception_reference(data_dir, manual_dir)
+      self.real_features = self.inception_reference["features"][keep]
+    self._real = None
+
+  def _real_images(self, data_dir, manual_dir) -> np.ndarray:
+    if self._real is None:
+      from jaxgan import data as data_lib
+      self._real = data_lib.load(self.dataset, self.split, self.image_size or None,
+                                 data_dir=data_dir, manual_dir=manual_dir).images
+    return self._real
+
+  def _inception_reference(self, data_dir, manual_dir) -> dict[str, Any]:
+    """Inception features of the real split and their Gaussian: cached like the classifier's."""
+    path = self.inception_cache_path
+    if os.path.exists(path):
+      try:
+        with np.load(path) as z:
+          return {key: z[key] for key in z.files}
+      except (OSError, ValueError):
+        pass
+    self._log(f"computing Inception reference features of {self.dataset}/{self.split} -> {path}")
+    features = self.inception(self._real_images(data_dir, manual_dir), progress=True)
+    mu, sigma = gaussian_stats(features)
+    ref = {"features": features.astype(np.float32), "mu": mu, "sigma": sigma}
+    _save(path, ref)
+    return ref
 
   def _reference(self, data_dir, manual_dir) -> dict[str, Any]:
     if os.path.exists(self.cache_path):
@@ -114,6 +150,7 @@ class Evaluator:
               f"-> {self.cache_path}")
     real = data_lib.load(self.dataset, self.split, self.image_size or None,
                          data_dir=data_dir, manual_dir=manual_dir)
+    self._real = real.images
     features, logits = self.network(real.images)
     mu, sigma = gaussian_stats(features)
     ref = {"features": features.astype(np.float32), "mu": mu, "sigma": sigma,
@@ -121,10 +158,7 @@ class Evaluator:
            "accuracy": np.float64(np.mean(np.argmax(logits, -1) == real.labels)),
            "classifier_score": np.float64(classifier_score(logits)),
            "class_shares": class_shares(logits)}
-    os.makedirs(self.cache_dir, exist_ok=True)
-    tmp = f"{self.cache_path}.{os.getpid()}.tmp.npz"
-    np.savez(tmp, **ref)
-    os.replace(tmp, self.cache_path)
+    _save(self.cache_path, ref)
     return ref
 
   @property
@@ -153,8 +187,11 @@ class Evaluator:
     fake, logits = self.features(images)
     if len(fake) <= self.k:
       raise ValueError(f"need more than k={self.k} images, got {len(fake)}")
+    reference = self.reference
+    if self.inception is not None:
+      fake, reference = self.inception(to_unit_range(images), progress=True), self.inception_reference
     mu, sigma = gaussian_stats(fake)
-    fid = frechet_distance(self.reference["mu"], self.reference["sigma"], mu, sigma)
+    fid = frechet_distance(reference["mu"], reference["sigma"], mu, sigma)
     kid_mean, kid_std = kid(self.real_features, fake, self.kid_subsets, self.kid_subset_size,
                             self.seed)
     precision, recall = precision_recall(self.real_features, fake, self.k)
@@ -173,9 +210,19 @@ class Evaluator:
             "image_shape": list(self.image_shape),
             "reference_examples": int(len(self.reference["features"])),
             "reference_subset": int(len(self.real_features)),
-            "feature_network": self.network.name, "feature_network_sha256": self.network.sha256,
+            "features": self.feature_space,
+            "feature_network": (self.inception or self.network).name,
+            "feature_network_sha256": (self.inception or self.network).sha256,
+            "classifier": self.network.name, "classifier_sha256": self.network.sha256,
             "classifier_accuracy_real": float(self.reference["accuracy"]),
             "classifier_score_real": float(self.reference["classifier_score"]),
             "class_shares_real": [float(v) for v in self.reference["class_shares"]],
             "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size, "k": self.k,
-            "cache": self.cache_path}
+            "cache": self.inception_cache_path if self.inception else self.cache_path}
+
+
+def _save(path: str, arrays: dict) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  tmp = f"{path}.{os.getpid()}.tmp.npz"
+  np.savez(tmp, **arrays)
+  os.replace(tmp, path)
