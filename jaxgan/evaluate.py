@@ -36,6 +36,10 @@ def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int
   from jaxgan.metrics import Evaluator
   from jaxgan.sample import load_generator
 
+  from jaxgan.fid import FEW_IMAGES
+  if features == "inception" and num < FEW_IMAGES:
+    log(f"warning: {num} samples: Inception FID is biased upwards at small N (the bias falls as "
+        f"1/N), so compare only FIDs of equal --num; papers use 10,000 or 50,000")
   t0 = time.perf_counter()
   state, config, step = load_generator(workdir, step, best)
   images = families.for_config(config).draw(state, config, num, seed, batch_size).arrays["images"]

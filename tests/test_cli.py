@@ -118,3 +118,25 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path, real_data_dir
   assert f"trained steps {saved[0]} -> {saved[0] + 2}" in resumed.stdout
   assert (f"resuming at step {saved[0]} with a changed config: num_steps 10000000 -> {saved[0] + 2}"
           in resumed.stdout)
+
+
+@pytest.mark.parametrize("case", ["misspelt dataset", "recipe syntax error", "unknown key"])
+def test_a_failed_start_leaves_an_earlier_run_byte_for_byte(tmp_path, case):
+  run = tmp_path / "run"
+  (run / "checkpoints" / "100").mkdir(parents=True)
+  files = {"config.json": '{"model": "dcgan", "num_steps": 100}\n',
+           "metrics.jsonl": '{"step": 100, "d_loss": 1.0, "g_loss": 2.0}\n',
+           "checkpoints/100/state.bin": "\x00\x01 checkpoint bytes"}
+  for name, text in files.items():
+    (run / name).write_text(text)
+  recipe = tmp_path / "recipe.py"
+  recipe.write_text("def get_config(:\n")
+  args = {"misspelt dataset": ["--config.dataset=fashion_mnst"],
+          "recipe syntax error": ["--config", str(recipe)],
+          "unknown key": ["--config.no_such_key=1"]}[case]
+  result = _train(*args, "--workdir", str(run))
+  assert result.returncode != 0 and "Traceback" not in result.stderr
+  assert {name: (run / name).read_text() for name in files} == files
+  # Nothing else written (the run's lock file aside, which a start takes before reading data).
+  assert {p.name for p in run.iterdir()} - {".lock"} == {"checkpoints", "config.json", "metrics.jsonl"}
+  assert [p.name for p in (run / "checkpoints").iterdir()] == ["100"]

@@ -149,3 +149,15 @@ def test_evaluate_command_on_real_test_split(run, real_data_dir, tmp_path):
   assert max(saved["class_shares"]) > 0.5 and m["class_tv"] > 0.4
   assert max(ref["class_shares_real"]) < 0.15
   assert "FID" in result.stdout and "KID" in result.stdout and "class TV" in result.stdout
+
+
+def test_evaluate_in_inception_space_warns_of_the_small_sample_bias(tmp_path):
+  from jaxgan.evaluate import evaluate
+  logs = []
+  with pytest.raises(SampleError, match="does not exist"):
+    evaluate(str(tmp_path / "nope"), num=500, features="inception", log=logs.append)
+  assert len(logs) == 1 and "500 samples: Inception FID is biased upwards at small N" in logs[0]
+  logs.clear()
+  with pytest.raises(SampleError):
+    evaluate(str(tmp_path / "nope"), num=500, log=logs.append)   # classifier space: no warning
+  assert logs == []
