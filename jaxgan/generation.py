@@ -106,10 +106,57 @@ def sample_labels(state, num: int, label: int | None = None) -> np.ndarray | Non
   return np.full(num, int(label), np.int32)
 
 
+def check_truncation(truncation: float | None) -> None:
+  """Refuses a truncation threshold that is not a positive number (None = no truncation)."""
+  if truncation is not None and (isinstance(truncation, bool) or not np.isfinite(truncation)
+                                 or truncation <= 0):
+    raise SampleError(f"--truncation {truncation}: the threshold psi must be a positive number "
+                      f"(e.g. 0.5; smaller trades diversity for fidelity), or left out for none")
+
+
+def latent_noise(num: int, latent_dim: int, seed: int = 0,
+                 truncation: float | None = None) -> np.ndarray:
+  """``z ~ N(0, I)`` ``[num, latent_dim]`` from ``PRNGKey(seed)``; with ``truncation`` = psi, the
+  truncation trick (Brock et al., 2019): every component beyond ``[-psi, psi]`` is drawn again,
+  i.e. ``z`` follows the normal truncated to that interval."""
+  check_truncation(truncation)
+  key = jax.random.PRNGKey(seed)
+  if truncation is None:
+    z = jax.random.normal(key, (num, latent_dim))
+  else:
+    z = jax.random.truncated_normal(key, -float(truncation), float(truncation), (num, latent_dim))
+  return np.asarray(z, np.float32)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:
+  """Spherical interpolation from ``a`` to ``b`` (vectors ``[d]``) at fractions ``t`` ``[n]``:
+  ``[n, d]``. For Gaussian latents it keeps the norm where straight lines would pass through the
+  low-density centre (White, 2016); parallel vectors fall back to a straight line."""
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  t = np.asarray(t, np.float64)[:, None]
+  cos = np.dot(a, b) / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12)
+  omega = np.arccos(np.clip(cos, -1.0, 1.0))
+  if np.sin(omega) < 1e-6:
+    return ((1 - t) * a + t * b).astype(np.float32)
+  return ((np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)).astype(np.float32)
+
+
+def interpolation_latents(latent_dim: int, steps: int, seed: int = 0,
+                          truncation: float | None = None) -> np.ndarray:
+  """``steps`` latents ``[steps, latent_dim]`` on the great circle between two draws of
+  :func:`latent_noise` (``seed``): the first and the last are those two draws."""
+  if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+    raise SampleError(f"--interpolate {steps}: an interpolation needs at least 2 steps")
+  ends = latent_noise(2, latent_dim, seed, truncation)
+  return slerp(ends[0], ends[1], np.linspace(0.0, 1.0, steps))
+
+
 def generate_images(state, latent_dim: int, num: int, seed: int = 0,
-                    batch_size: int = 500, labels=None, z: np.ndarray | None = None) -> np.ndarray:
-  """``num`` images G(z) in [-1, 1] (float32 NHWC), ``z ~ N(0, I)`` from ``PRNGKey(seed)`` (or the
-  given ``z``), generated in jitted batches of ``batch_size`` (:func:`batched`).
+                    batch_size: int = 500, labels=None, z: np.ndarray | None = None,
+                    truncation: float | None = None) -> np.ndarray:
+  """``num`` images G(z) in [-1, 1] (float32 NHWC), ``z`` from :func:`latent_noise` (``seed``,
+  ``truncation``) or the given ``z``, generated in jitted batches of ``batch_size``
+  (:func:`batched`).
 
   A conditional generator makes ``G(z, y)`` with ``labels`` (int ``[num]``;
   default :func:`sample_labels`: every class in turn).
@@ -119,7 +166,7 @@ def generate_images(state, latent_dim: int, num: int, seed: int = 0,
   if labels is None:
     labels = sample_labels(state, num)
   if z is None:
-    z = np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (num, latent_dim)), np.float32)
+    z = latent_noise(num, latent_dim, seed, truncation)
   if labels is None:
     return batched(lambda zb: generate(state, zb), z, batch_size=batch_size)
   return batched(lambda zb, yb: generate(state, zb, yb), z, np.asarray(labels, np.int32),

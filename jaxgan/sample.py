@@ -104,12 +104,19 @@ def sample_with_labels(workdir: str, num: int, seed: int = 0, step: int | None =
 
 
 def draw(workdir: str, num: int, seed: int = 0, step: int | None = None, batch_size: int = 500,
-         best: bool = False, label: int | None = None):
+         best: bool = False, label: int | None = None, truncation: float | None = None,
+         interpolate: int = 0):
   """What the run's family draws for ``num`` samples of ``workdir``'s checkpoint
-  (:meth:`jaxgan.families.Family.draw`: generated images, or a translation run's figure rows)."""
+  (:meth:`jaxgan.families.Family.draw`: generated images, or a translation run's figure rows;
+  ``truncation`` and ``interpolate`` as there)."""
   from jaxgan import families
+  from jaxgan.generation import check_truncation
+  check_truncation(truncation)
+  if interpolate and interpolate < 2:
+    raise SampleError(f"--interpolate {interpolate}: an interpolation needs at least 2 steps")
   state, config, _ = load_generator(workdir, step, best)
-  return families.for_config(config).draw(state, config, num, seed, batch_size, label)
+  return families.for_config(config).draw(state, config, num, seed, batch_size, label,
+                                          truncation=truncation, interpolate=interpolate)
 
 
 def save_drawing(drawing, out: str) -> tuple[str, str]:
@@ -134,6 +141,11 @@ def define_flags() -> None:
   flags.DEFINE_bool("best", False, "Use the lowest-FID checkpoint (best/, kept by eval_every runs).")
   flags.DEFINE_integer("seed", 0, "Seed of the latent noise.")
   flags.DEFINE_integer("batch_size", 500, "Images per generator call.")
+  flags.DEFINE_float("truncation", None, "The truncation trick: draw z from the normal truncated "
+                     "to [-psi, psi] (e.g. 0.5: fewer, cleaner modes; default: none).")
+  flags.DEFINE_integer("interpolate", 0, "Instead of --num samples, N images along the great "
+                       "circle (slerp) between two latents of --seed, as one PNG row "
+                       "(default <workdir>/interpolation.npz).")
 
 
 def fail(message: str, code: int = 2):
@@ -159,9 +171,11 @@ def main(argv):
     fail(f"--num and --batch_size must be positive (got --num={FLAGS.num} "
          f"--batch_size={FLAGS.batch_size})")
   try:
+    default = "interpolation.npz" if FLAGS.interpolate else "samples.npz"
     drawing = draw(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step, FLAGS.batch_size, FLAGS.best,
-                   FLAGS["label"].value if "label" in FLAGS else None)
-    out, png = save_drawing(drawing, FLAGS.out or os.path.join(FLAGS.workdir, "samples.npz"))
+                   FLAGS["label"].value if "label" in FLAGS else None,
+                   truncation=FLAGS.truncation, interpolate=FLAGS.interpolate)
+    out, png = save_drawing(drawing, FLAGS.out or os.path.join(FLAGS.workdir, default))
   except JaxganError as e:
     fail(str(e))
   print(f"wrote {drawing.description} to {out} and a picture of them to {png}")

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
@@ -161,3 +162,49 @@ def test_evaluate_in_inception_space_warns_of_the_small_sample_bias(tmp_path):
   with pytest.raises(SampleError):
     evaluate(str(tmp_path / "nope"), num=500, log=logs.append)   # classifier space: no warning
   assert logs == []
+
+
+def test_truncated_latents_stay_within_psi_and_slerp_keeps_the_ends():
+  from jaxgan.generation import interpolation_latents, latent_noise, slerp
+  plain = latent_noise(2000, 8, seed=3)
+  np.testing.assert_array_equal(plain, np.asarray(jax.random.normal(jax.random.PRNGKey(3), (2000, 8))))
+  z = latent_noise(2000, 8, seed=3, truncation=0.5)
+  assert np.abs(z).max() <= 0.5 and np.abs(plain).max() > 2
+  assert 0.2 < z.std() < 0.3          # a normal truncated at 0.5 sigma has std 0.28
+  a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+  path = slerp(a, b, np.linspace(0, 1, 5))
+  np.testing.assert_allclose(path[[0, -1]], [a, b], atol=1e-7)
+  np.testing.assert_allclose(np.linalg.norm(path, axis=1), 1.0, atol=1e-6)   # on the circle
+  ends = latent_noise(2, 8, seed=4)
+  np.testing.assert_allclose(interpolation_latents(8, 7, seed=4)[[0, -1]], ends, atol=1e-6)
+  with pytest.raises(SampleError, match="at least 2 steps"):
+    interpolation_latents(8, 1)
+  with pytest.raises(SampleError, match="must be a positive number"):
+    latent_noise(4, 8, truncation=0.0)
+
+
+def test_sample_command_draws_truncated_samples_and_interpolations(run, tmp_path):
+  from jaxgan.sample import draw
+  truncated = draw(run, 16, seed=2, truncation=0.7).arrays["images"]
+  assert truncated.shape == (16, 32, 32, 1)
+  assert not np.array_equal(truncated, sample(run, 16, seed=2))
+  result = _module("jaxgan.sample", "--workdir", run, "--interpolate", "6", "--seed", "5",
+                   "--out", str(tmp_path / "path.npz"))
+  assert result.returncode == 0, result.stderr[-2000:]
+  saved = np.load(tmp_path / "path.npz")
+  images, z = saved["images"], saved["z"]
+  assert images.shape == (6, 32, 32, 1) and z.shape == (6, 8)
+  state, _, _ = load_generator(run)
+  ends = to_uint8(generate_images(state, 8, 2, seed=5))
+  np.testing.assert_array_equal(images[[0, -1]], ends)       # the path starts and ends at two draws
+  assert (tmp_path / "path.png").stat().st_size > 1000
+  bad = _module("jaxgan.sample", "--workdir", run, "--truncation", "-1")
+  lines = [line for line in bad.stderr.splitlines() if line.startswith("error:")]
+  assert bad.returncode == 2 and len(lines) == 1 and "positive number" in lines[0]
+
+
+def test_translation_runs_refuse_latent_tools():
+  from jaxgan import families
+  for kwargs, flag in (({"truncation": 0.5}, "--truncation"), ({"interpolate": 4}, "--interpolate")):
+    with pytest.raises(SampleError, match=f"{flag}: a translation run translates test images"):
+      families.for_model("cyclegan").draw(None, None, 4, **kwargs)

@@ -38,7 +38,7 @@ from jaxgan.config import jsonable  # noqa: F401 - the families' checkpoint meta
 from jaxgan.errors import ConfigError
 from jaxgan.generation import generate_images, sample_labels
 from jaxgan.hooks import Evaluate, Hook, SampleGrid
-from jaxgan.state import create_state
+from jaxgan.state import create_state, takes_label
 
 StepBody = Callable[..., tuple[Any, dict]]
 
@@ -214,17 +214,38 @@ class Family:
     return hooks
 
   def draw(self, state, config: ml_collections.ConfigDict, num: int, seed: int = 0,
-           batch_size: int = 500, label: int | None = None) -> Drawing:
-    """``num`` samples ``G(z)`` (a conditional G: with every class in turn, or ``label``)."""
+           batch_size: int = 500, label: int | None = None, truncation: float | None = None,
+           interpolate: int = 0) -> Drawing:
+    """``num`` samples ``G(z)`` (a conditional G: with every class in turn, or ``label``).
+
+    ``truncation`` = psi draws ``z`` from the normal truncated to ``[-psi, psi]`` (the truncation
+    trick); ``interpolate`` = N instead draws N images along the great circle between two latents
+    (a conditional G: all of class ``label``, default 0), as one row.
+    """
     from jaxgan import viz
+    from jaxgan.generation import interpolation_latents
+    latent_dim = int(config.latent_dim)
+    trunc = "" if truncation is None else f", truncation psi {truncation:g}"
+    if interpolate:
+      z = interpolation_latents(latent_dim, interpolate, seed, truncation)
+      one_class = label is not None or takes_label(state.generator)   # a conditional G: one class
+      labels = sample_labels(state, interpolate, label or 0) if one_class else None
+      images = generate_images(state, latent_dim, interpolate, batch_size=batch_size, labels=labels,
+                               z=z)
+      arrays = {"images": viz.to_uint8(images), "z": z}
+      if labels is not None:
+        arrays["labels"] = np.asarray(labels, np.int32)
+      return Drawing(arrays, images, f"an interpolation of {interpolate} steps between two latents "
+                     f"(slerp{trunc}; images under 'images', latents under 'z')", columns=interpolate)
     labels = sample_labels(state, num, label)
-    images = generate_images(state, int(config.latent_dim), num, seed, batch_size, labels=labels)
+    images = generate_images(state, latent_dim, num, seed, batch_size, labels=labels,
+                             truncation=truncation)
     arrays = {"images": viz.to_uint8(images)}
     if labels is not None:
       arrays["labels"] = np.asarray(labels, np.int32)
     return Drawing(arrays, images[:64],
                    f"{num} samples {images.shape[1:]} (key 'images', uint8"
-                   + (", and their classes under 'labels'" if labels is not None else "") + ")")
+                   + (", and their classes under 'labels'" if labels is not None else "") + f"{trunc})")
 
   def __repr__(self) -> str:
     return f"<family {self.name}: models {list(self.models)}>"

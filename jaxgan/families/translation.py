@@ -669,11 +669,15 @@ class _Translation(Family):
     return hooks
 
   def draw(self, state, config: ml_collections.ConfigDict, num: int, seed: int = 0,
-           batch_size: int = 500, label: int | None = None) -> Drawing:
+           batch_size: int = 500, label: int | None = None, truncation: float | None = None,
+           interpolate: int = 0) -> Drawing:
     """The figure rows of ``num`` held-out test images: uint8 ``[num, columns, H, W, 3]``."""
-    if label is not None:
+    given = [f for f, v in (("--label", label), ("--truncation", truncation),
+                            ("--interpolate", interpolate or None)) if v is not None]
+    if given:
       from jaxgan.generation import SampleError
-      raise SampleError(f"--label {label}: a translation run translates test images; drop --label")
+      raise SampleError(f"{' '.join(given)}: a translation run translates test images (it has no "
+                        f"latent noise or class to draw); drop {' and '.join(given)}")
     rows = figure(state, config, num)
     caption = figure_caption(config)
     first = rows[:GRID_ROWS]
