@@ -35,10 +35,12 @@ _ADDED_FIELDS = ("k_t",)
 _DROPPED_FIELDS = {"k_t": ((), "float32")}
 # Meta keys written only when a run uses the option; a run that has one resumes only a
 # checkpoint that has the same (a scheduled learning rate adds a count to the optimizer state).
-_OPTIONAL_META = ("lr_schedule",)
+_OPTIONAL_META = ("lr_schedule", "g_ema")
 _META_HINTS = {"lr_schedule": " (config.decay_steps > 0 schedules the learning rate, which adds a "
                               "step count to the optimizer state: resume with decay_steps 0 or > 0 "
-                              "as the checkpoint was made)"}
+                              "as the checkpoint was made)",
+              "g_ema": " (config.g_ema > 0 keeps an average of G in its optimizer state: resume "
+                       "with g_ema 0 or > 0 as the checkpoint was made)"}
 
 
 class CheckpointError(JaxganError):

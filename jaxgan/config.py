@@ -38,6 +38,8 @@ def base_config() -> ml_collections.ConfigDict:
   c.adam_eps_root = 0.0             # Adam: added inside the square root (optax's eps_root)
   c.decay_steps = 0                 # the last decay_steps steps: learning rates fall linearly to 0 (0 = constant)
   c.d_ema = 0.0                     # Polyak average of D's parameters in D's optimizer state (decay; 0 = off)
+  c.g_ema = 0.0                     # average of G's parameters (decay, e.g. 0.999; 0 = off): samples and
+  c.g_ema_start = 0                 #   evaluation use it (raw G's numbers logged as raw_*); from this step on
   c.batch_size = 64
   c.num_steps = 5000                # generator updates
   # The objective's training mechanics (jaxgan.steps.make_train_step).
@@ -217,6 +219,11 @@ def validate(config: ml_collections.ConfigDict) -> None:
                       f"{config.num_steps}] (the last steps, over which the learning rate "
                       f"falls linearly to 0; 0 = constant); shortening a run with decay, set "
                       f"--config.decay_steps too, e.g. to half of num_steps")
+  g_ema, g_ema_start = config.get("g_ema", 0.0), config.get("g_ema_start", 0)
+  if isinstance(g_ema, bool) or not isinstance(g_ema, (int, float)) or not 0 <= g_ema < 1:
+    raise ConfigError(f"config.g_ema must be in [0, 1) (a decay such as 0.999; 0 = off), got {g_ema!r}")
+  if isinstance(g_ema_start, bool) or not isinstance(g_ema_start, int) or g_ema_start < 0:
+    raise ConfigError(f"config.g_ema_start must be an integer >= 0, got {g_ema_start!r}")
   d_ema = config.get("d_ema", 0.0)
   if isinstance(d_ema, bool) or not isinstance(d_ema, (int, float)) or not 0 <= d_ema < 1:
     raise ConfigError(f"config.d_ema must be in [0, 1) (0 = no parameter average), got {d_ema!r}")

@@ -10,6 +10,11 @@ mean of the iterates so far, as Adam debiases its moments).
 
 Salimans et al. (2016) evaluate their semi-supervised classifier with such an
 average of the discriminator's parameters (rate 1e-4 per step, no debiasing).
+
+:func:`generator_ema` is the same average for the generator, from a start step on (Karras et
+al., 2018 and BigGAN sample and evaluate such an average of G): before ``start`` updates it is
+the current parameters, then the debiased mean of the iterates since. :func:`averaged`
+swaps it into a state for sampling and evaluation.
 """
 
 from __future__ import annotations
@@ -47,19 +52,69 @@ def param_ema(decay: float) -> optax.GradientTransformation:
   return optax.GradientTransformation(init, update)
 
 
-def find_ema_state(opt_state) -> ParamEmaState | None:
-  """The :class:`ParamEmaState` inside an optimizer state (e.g. an ``optax.chain``'s), or None."""
-  found = [s for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, ParamEmaState))
-           if isinstance(s, ParamEmaState)]
+class StartedEmaState(NamedTuple):
+  """:func:`generator_ema`'s state: ``count`` updates seen, averaging from update ``start`` on."""
+  count: jax.Array
+  ema: Any
+  decay: jax.Array
+  start: jax.Array
+
+
+def generator_ema(decay: float, start: int = 0) -> optax.GradientTransformation:
+  """:func:`param_ema` that begins averaging after ``start`` updates (``0 < decay < 1``)."""
+  if not 0.0 < decay < 1.0:
+    raise ValueError(f"the generator average's decay must be in (0, 1), got {decay!r}")
+  if start < 0:
+    raise ValueError(f"the generator average's start must be >= 0, got {start!r}")
+
+  def init(params):
+    return StartedEmaState(count=jnp.zeros((), jnp.int32),
+                           ema=jax.tree.map(lambda p: jnp.zeros_like(p, jnp.float32), params),
+                           decay=jnp.asarray(decay, jnp.float32), start=jnp.asarray(start, jnp.int32))
+
+  def update(updates, state, params=None):
+    if params is None:
+      raise ValueError("generator_ema needs the parameters: call tx.update(grads, state, params)")
+    new = optax.apply_updates(params, updates)
+    on = state.count >= state.start
+    ema = jax.tree.map(lambda a, p: jnp.where(on, decay * a + (1.0 - decay) * p.astype(jnp.float32), a),
+                       state.ema, new)
+    return updates, state._replace(count=state.count + 1, ema=ema)
+
+  return optax.GradientTransformation(init, update)
+
+
+_EMA_STATES = (ParamEmaState, StartedEmaState)
+
+
+def find_ema_state(opt_state) -> ParamEmaState | StartedEmaState | None:
+  """The parameter average's state inside an optimizer state (e.g. an ``optax.chain``'s), or None."""
+  found = [s for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, _EMA_STATES))
+           if isinstance(s, _EMA_STATES)]
   return found[0] if found else None
 
 
 def ema_params(opt_state, params):
   """The debiased parameter average held in ``opt_state`` (cast to ``params``' dtypes), or None
-  when the optimizer keeps none. Before any update it is ``params`` itself."""
+  when the optimizer keeps none. Before any averaged update it is ``params`` itself."""
   s = find_ema_state(opt_state)
   if s is None:
     return None
-  correction = 1.0 - jnp.power(s.decay, s.count.astype(jnp.float32))
-  safe = jnp.where(s.count > 0, correction, 1.0)
-  return jax.tree.map(lambda a, p: jnp.where(s.count > 0, a / safe, p).astype(p.dtype), s.ema, params)
+  n = s.count if isinstance(s, ParamEmaState) else jnp.maximum(s.count - s.start, 0)
+  correction = 1.0 - jnp.power(s.decay, n.astype(jnp.float32))
+  safe = jnp.where(n > 0, correction, 1.0)
+  return jax.tree.map(lambda a, p: jnp.where(n > 0, a / safe, p).astype(p.dtype), s.ema, params)
+
+
+def averaged(state):
+  """``state`` with the generator's parameter average (:func:`generator_ema`) in place of its
+  current parameters, for sampling and evaluation; ``state`` itself when G keeps none."""
+  if not has_average(state):
+    return state
+  return state.replace(g_params=ema_params(state.g_opt_state, state.g_params))
+
+
+def has_average(state) -> bool:
+  """Whether the state's generator optimizer keeps a parameter average."""
+  opt_state = getattr(state, "g_opt_state", None)
+  return opt_state is not None and find_ema_state(opt_state) is not None

@@ -25,7 +25,7 @@ def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int
              batch_size: int = 500, split: str = "test", cache_dir: str | None = None,
              data_dir: str | None = None, manual_dir: str | None = None,
              out: str | None = None, log=print, best: bool = False,
-             features: str = "classifier") -> dict:
+             features: str = "classifier", raw: bool = False) -> dict:
   """Samples ``workdir``'s checkpoint, computes all metrics, writes ``eval.json``; returns its dict.
 
   ``data_dir`` / ``manual_dir`` default to the run's ``config.data``. ``features``: the feature
@@ -41,7 +41,7 @@ def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int
     log(f"warning: {num} samples: Inception FID is biased upwards at small N (the bias falls as "
         f"1/N), so compare only FIDs of equal --num; papers use 10,000 or 50,000")
   t0 = time.perf_counter()
-  state, config, step = load_generator(workdir, step, best)
+  state, config, step = load_generator(workdir, step, best, raw)
   images = families.for_config(config).draw(state, config, num, seed, batch_size).arrays["images"]
   if images.ndim != 4:
     raise JaxganError(f"{workdir} is a {config.model} run: it translates test images, which "
@@ -53,7 +53,9 @@ def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int
                         cache_dir=cache_dir, log=log, features=features)
   metrics = evaluator.evaluate(images, with_shares=True)
   shares = metrics.pop("class_shares")
-  result = {"workdir": os.path.abspath(workdir), "step": int(step), "best": bool(best), "num_samples": int(num),
+  result = {"workdir": os.path.abspath(workdir), "step": int(step), "best": bool(best),
+            "generator": "raw" if raw or not config.get("g_ema", 0.0) else "average",
+            "num_samples": int(num),
             "seed": int(seed), "model": config.model, "loss": config.loss,
             "metrics": {k: float(v) for k, v in metrics.items() if k != "num_samples"},
             "class_shares": [float(v) for v in shares],
@@ -113,6 +115,8 @@ def define_flags() -> None:
   flags.DEFINE_string("manual_dir", None, "Raw files for offline builds (default: the run's "
                       "config, else $JAXGAN_MANUAL_DIR).")
   flags.DEFINE_string("out", None, "Output JSON (default <workdir>/eval.json).")
+  flags.DEFINE_bool("raw", False, "A run trained with config.g_ema: evaluate the current "
+                    "generator instead of its parameter average.")
   flags.DEFINE_enum("features", "classifier", ["classifier", "inception"], "Feature space of FID, "
                     "KID and precision/recall: the dataset's classifier (fast) or the FID "
                     "Inception network (the field's numbers).")
@@ -127,7 +131,7 @@ def main(argv):
   try:
     evaluate(FLAGS.workdir, FLAGS.num, FLAGS.step, FLAGS.seed, FLAGS.batch_size, FLAGS.split,
              FLAGS.cache_dir, FLAGS.data_dir, FLAGS.manual_dir, FLAGS.out, best=FLAGS.best,
-             features=FLAGS.features)
+             features=FLAGS.features, raw=FLAGS.raw)
   except JaxganError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)

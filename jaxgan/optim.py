@@ -43,10 +43,14 @@ def build_optimizers(config: ml_collections.ConfigDict) -> tuple[optax.GradientT
   """``(g_tx, d_tx)``: the same optimizer for both networks (each with its own state), at
   ``g_learning_rate`` / ``d_learning_rate`` where set (non-zero), else ``learning_rate``.
   ``d_ema`` (a decay, 0 = off) makes D's optimizer also keep a Polyak average of D's
-  parameters (:mod:`jaxgan.ema`), which the semi-supervised test accuracy reads.
+  parameters (:mod:`jaxgan.ema`), which the semi-supervised test accuracy reads; ``g_ema``
+  (from update ``g_ema_start``) keeps G's, which sampling and evaluation use.
   ``decay_steps`` decays both rates to 0 at ``num_steps`` (:func:`build_optimizer`)."""
   d_tx = build_optimizer(config, config.get("d_learning_rate", 0.0),
                          updates_per_step=int(config.get("n_critic", 1)))
   if config.get("d_ema", 0.0):
     d_tx = optax.chain(d_tx, ema.param_ema(float(config.d_ema)))
-  return build_optimizer(config, config.get("g_learning_rate", 0.0)), d_tx
+  g_tx = build_optimizer(config, config.get("g_learning_rate", 0.0))
+  if config.get("g_ema", 0.0):
+    g_tx = optax.chain(g_tx, ema.generator_ema(float(config.g_ema), int(config.get("g_ema_start", 0))))
+  return g_tx, d_tx

@@ -31,9 +31,10 @@ from jaxgan.generation import SampleError, generate_images, sample_labels  # noq
 
 
 
-def load_generator(workdir: str, step: int | None = None, best: bool = False):
+def load_generator(workdir: str, step: int | None = None, best: bool = False, raw: bool = False):
   """``(state, config, step)`` of ``workdir``'s checkpoint ``step`` (default: latest); with
-  ``best``, the lowest-FID checkpoint the trainer kept in ``best/`` (``eval_every`` runs)."""
+  ``best``, the lowest-FID checkpoint the trainer kept in ``best/`` (``eval_every`` runs). A run
+  trained with ``config.g_ema`` gives the average of G unless ``raw``."""
   import ml_collections
 
   from jaxgan import families
@@ -84,6 +85,9 @@ def load_generator(workdir: str, step: int | None = None, best: bool = False):
     state = ckpt.restore(state, family.model_meta(config, image_shape), step)
   finally:
     ckpt.close()
+  if not raw:
+    from jaxgan import ema
+    state = ema.averaged(state)
   return state, config, step
 
 
@@ -105,7 +109,7 @@ def sample_with_labels(workdir: str, num: int, seed: int = 0, step: int | None =
 
 def draw(workdir: str, num: int, seed: int = 0, step: int | None = None, batch_size: int = 500,
          best: bool = False, label: int | None = None, truncation: float | None = None,
-         interpolate: int = 0):
+         interpolate: int = 0, raw: bool = False):
   """What the run's family draws for ``num`` samples of ``workdir``'s checkpoint
   (:meth:`jaxgan.families.Family.draw`: generated images, or a translation run's figure rows;
   ``truncation`` and ``interpolate`` as there)."""
@@ -114,7 +118,7 @@ def draw(workdir: str, num: int, seed: int = 0, step: int | None = None, batch_s
   check_truncation(truncation)
   if interpolate and interpolate < 2:
     raise SampleError(f"--interpolate {interpolate}: an interpolation needs at least 2 steps")
-  state, config, _ = load_generator(workdir, step, best)
+  state, config, _ = load_generator(workdir, step, best, raw)
   return families.for_config(config).draw(state, config, num, seed, batch_size, label,
                                           truncation=truncation, interpolate=interpolate)
 
@@ -141,6 +145,8 @@ def define_flags() -> None:
   flags.DEFINE_bool("best", False, "Use the lowest-FID checkpoint (best/, kept by eval_every runs).")
   flags.DEFINE_integer("seed", 0, "Seed of the latent noise.")
   flags.DEFINE_integer("batch_size", 500, "Images per generator call.")
+  flags.DEFINE_bool("raw", False, "A run trained with config.g_ema: the current generator "
+                    "instead of its parameter average.")
   flags.DEFINE_float("truncation", None, "The truncation trick: draw z from the normal truncated "
                      "to [-psi, psi] (e.g. 0.5: fewer, cleaner modes; default: none).")
   flags.DEFINE_integer("interpolate", 0, "Instead of --num samples, N images along the great "
@@ -174,7 +180,7 @@ def main(argv):
     default = "interpolation.npz" if FLAGS.interpolate else "samples.npz"
     drawing = draw(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step, FLAGS.batch_size, FLAGS.best,
                    FLAGS["label"].value if "label" in FLAGS else None,
-                   truncation=FLAGS.truncation, interpolate=FLAGS.interpolate)
+                   truncation=FLAGS.truncation, interpolate=FLAGS.interpolate, raw=FLAGS.raw)
     out, png = save_drawing(drawing, FLAGS.out or os.path.join(FLAGS.workdir, default))
   except JaxganError as e:
     fail(str(e))

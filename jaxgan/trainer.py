@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxgan import families, parallel
+from jaxgan import ema, families, parallel
 from jaxgan.checkpoint import Checkpointer, CheckpointError
 from jaxgan.errors import ConfigError, Interrupted, TrainingError
 from jaxgan.hooks import Evaluate, Picture
@@ -193,12 +193,18 @@ def _train(config: ml_collections.ConfigDict, family: families.Family, devices: 
   writer = run_dir.tensorboard()
 
   def run_hooks(step: int, due) -> None:
-    plain = None
+    plain = shown = None
     for hook in hooks:
       if not due(hook):
         continue
-      plain = runner.plain(state) if plain is None else plain
-      out = hook(plain, step, log.history)
+      if plain is None:  # with config.g_ema the hooks see the average of G; raw G is logged too
+        plain = runner.plain(state)
+        shown = ema.averaged(plain)
+      out = hook(shown, step, log.history)
+      if shown is not plain and isinstance(hook, Evaluate):
+        raw = hook(plain, step, log.history)
+        out = {**out, **{f"raw_{k}": v for k, v in raw.items() if np.ndim(v) == 0
+                         and not isinstance(v, Picture)}}
       scalars = {k: float(v) for k, v in out.items()
                  if not isinstance(v, Picture) and np.ndim(v) == 0}
       for k, v in out.items():
@@ -293,7 +299,7 @@ def _train(config: ml_collections.ConfigDict, family: families.Family, devices: 
     # Periodic hooks run once more at the final step (unless they just did), then end.
     run_hooks(step, lambda h: h.every > 0 and ran_at.get(id(h)) != step)
     run_dir.plots(log.history)
-    plain = runner.plain(state)
+    plain = ema.averaged(runner.plain(state))
     for hook in hooks:
       for artefact in hook.end(plain, step, log.history):
         line = artefact if isinstance(artefact, str) else run_dir.keep(artefact)
