@@ -672,12 +672,13 @@ class _Translation(Family):
            batch_size: int = 500, label: int | None = None, truncation: float | None = None,
            interpolate: int = 0) -> Drawing:
     """The figure rows of ``num`` held-out test images: uint8 ``[num, columns, H, W, 3]``."""
-    given = [f for f, v in (("--label", label), ("--truncation", truncation),
-                            ("--interpolate", interpolate or None)) if v is not None]
+    given = [(f, v) for f, v in (("--label", label), ("--truncation", truncation),
+                                 ("--interpolate", interpolate or None)) if v is not None]
     if given:
       from jaxgan.generation import SampleError
-      raise SampleError(f"{' '.join(given)}: a translation run translates test images (it has no "
-                        f"latent noise or class to draw); drop {' and '.join(given)}")
+      raise SampleError(f"{' '.join(f'{f} {v:g}' for f, v in given)}: a translation run "
+                        f"translates test images (it has no latent noise or class to draw); drop "
+                        f"{' and '.join(f for f, _ in given)}")
     rows = figure(state, config, num)
     caption = figure_caption(config)
     first = rows[:GRID_ROWS]
