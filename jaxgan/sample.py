@@ -65,7 +65,8 @@ def load_generator(workdir: str, step: int | None = None, best: bool = False, ra
     if not steps:
       raise SampleError(f"no checkpoint in {ckpt_dir}; train first: "
                         f"python train.py --config CONFIG --workdir {workdir}")
-    if step is None:  # the newest whole checkpoint (a live run's is whole once it is listed)
+    checked = step is None
+    if checked:  # the newest whole checkpoint (a live run's is whole once it is listed)
       step, damaged = ckpt.newest_whole()
       if step is None:
         raise SampleError(f"no checkpoint in {ckpt_dir} can be read: "
@@ -75,7 +76,7 @@ def load_generator(workdir: str, step: int | None = None, best: bool = False, ra
     step = int(step)
     if step not in steps:
       raise SampleError(f"no checkpoint at step {step} in {ckpt_dir}; it has steps {sorted(steps)}")
-    why = ckpt.damage(step)
+    why = None if checked else ckpt.damage(step)   # newest_whole has read it already
     if why is not None:
       raise SampleError(f"checkpoint step {step} in {ckpt_dir} is damaged: {why}; choose another "
                         f"--step (it has steps {sorted(steps)})")
