@@ -2,10 +2,10 @@
 
 D: mean(relu(1 - D(x))) + mean(relu(1 + D(G(z)))), G: -mean(D(G(z))).
 Optimisation is SNGAN's setting C (Miyato et al., Table 1): Adam(2e-4,
-b1=0.5, b2=0.999), one D update per G update, batch 64. SNGAN also
-spectrally normalises D; jaxgan has no spectral normalisation yet, so this
-recipe keeps the DCGAN critic with BatchNorm, which trains stably with one
-D step per G step.
+b1=0.5, b2=0.999), one D update per G update, batch 64. This recipe keeps
+the DCGAN critic with BatchNorm, which trains stably with one D step per G
+step; ``--config.discriminator.norm=spectral`` makes it SNGAN's SN-DCGAN
+critic, and ``sngan_fmnist.py`` is SNGAN with its ResNets.
 
     python train.py --config configs/hinge_fmnist.py
 """

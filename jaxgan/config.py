@@ -96,6 +96,24 @@ def dcgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config
 
 
+def sngan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Puts SNGAN's 32x32 ResNets and training setting into ``config`` (Miyato et al., 2018,
+  CIFAR-10 ResNet): hinge loss, n_critic 5, Adam(2e-4, b1=0, b2=0.9), batch 64, z ~ N(0, I_128),
+  the learning rates decaying linearly to 0 over the run; shared by the SNGAN recipes."""
+  config.model = "resnet"
+  config.image_size = 32
+  config.latent_dim = 128
+  config.generator.widths = (256, 256, 256, 256)
+  config.discriminator.widths = (128, 128, 128, 128)
+  config.loss = "hinge"
+  config.n_critic = 5
+  config.optimizer = "adam"
+  config.learning_rate = 2e-4
+  config.b1, config.b2 = 0.0, 0.9
+  config.batch_size = 64
+  return config
+
+
 def override(config: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
   """Sets dotted keys (``{"discriminator.pack": 2}``) of ``config`` in place, as
   ``--config.discriminator.pack=2`` would, and returns it.

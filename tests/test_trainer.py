@@ -53,7 +53,8 @@ def test_sample_grid_is_an_8x8_picture(tmp_path, mock_fmnist):
   assert grid.shape[:2] == ((8 * 32 + 9 * 2) * 3,) * 2
 
 
-@pytest.mark.parametrize("name,decay_steps", [("dcgan_fmnist", 0), ("gan_fmnist", 0), ("gan_fmnist", 4)])
+@pytest.mark.parametrize("name,decay_steps", [("dcgan_fmnist", 0), ("gan_fmnist", 0), ("gan_fmnist", 4),
+                                              ("sngan_fmnist", 0)])
 def test_resume_reaches_the_same_losses_as_an_uninterrupted_run(tmp_path, mock_fmnist, name,
                                                                decay_steps):
   # decay_steps=4: the scheduled learning rate's count is restored with the optimizer states.

@@ -32,6 +32,7 @@ MANUAL_DIR_ENV = "JAXGAN_MANUAL_DIR"
 EXPECTED = {
     "fashion_mnist": {"train": 60_000, "test": 10_000, "shape": (28, 28, 1), "classes": 10},
     "mnist": {"train": 60_000, "test": 10_000, "shape": (28, 28, 1), "classes": 10},
+    "cifar10": {"train": 50_000, "test": 10_000, "shape": (32, 32, 3), "classes": 10},
 }
 
 

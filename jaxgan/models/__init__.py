@@ -18,6 +18,7 @@ from jaxgan.models.conditional import (ACGANDiscriminator, ConditionalDCGANDiscr
 from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from jaxgan.models.layers import Upsample2x
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
+from jaxgan.models.resnet import ResNetDiscriminator, ResNetGenerator
 from jaxgan.models.toy2d import Toy2DDiscriminator, Toy2DGenerator
 
 # model name -> (generator class, discriminator class); each name is trained by one family
@@ -25,6 +26,7 @@ from jaxgan.models.toy2d import Toy2DDiscriminator, Toy2DGenerator
 MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     "mlp": (MLPGenerator, MLPDiscriminator),
     "dcgan": (DCGANGenerator, DCGANDiscriminator),
+    "resnet": (ResNetGenerator, ResNetDiscriminator),   # SNGAN's (Miyato et al., 2018)
     "began": (BEGANGenerator, BEGANDiscriminator),
     "toy2d": (Toy2DGenerator, Toy2DDiscriminator),
     # Label-aware families (jaxgan.models.conditional): they need a dataset with labels.
@@ -56,7 +58,7 @@ def build_models(name: str, image_shape: Sequence[int], latent_dim: int,
 
 
 __all__ = ["MODELS", "build_models", "MLPGenerator", "MLPDiscriminator",
-           "DCGANGenerator", "DCGANDiscriminator", "BEGANGenerator", "BEGANDiscriminator",
+           "DCGANGenerator", "DCGANDiscriminator", "ResNetGenerator", "ResNetDiscriminator", "BEGANGenerator", "BEGANDiscriminator",
            "Toy2DGenerator", "Toy2DDiscriminator", "Upsample2x",
            "ConditionalMLPGenerator", "ConditionalMLPDiscriminator", "ConditionalDCGANGenerator",
            "ConditionalDCGANDiscriminator", "ACGANDiscriminator", "SGANGenerator", "SGANDiscriminator"]

@@ -10,7 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.models.layers import (CONV_IMPLS, Upsample2x, batch_norm, dcgan_kernel_init,
-                                  dcgan_scale_init, resolve_conv_impl, resolve_upsample_impl)
+                                  dcgan_scale_init, resolve_conv_impl, resolve_upsample_impl,
+                                  spectral_norm)
 
 
 def _levels(image_shape: Sequence[int], features: Sequence[int], who: str) -> int:
@@ -23,7 +24,7 @@ def _levels(image_shape: Sequence[int], features: Sequence[int], who: str) -> in
   return h // (2 ** n)
 
 
-_NORMS = ("batch", "layer", "none")
+_NORMS = ("batch", "layer", "spectral", "none")
 
 
 class DCGANGenerator(nn.Module):
@@ -61,7 +62,9 @@ class DCGANDiscriminator(nn.Module):
   -> 4x4 convolution to one logit. ``norm`` after every stride-2 convolution but
   the first: ``"batch"`` (DCGAN's BatchNorm), ``"layer"`` (per-example layer
   normalisation over H, W, C with a per-channel scale and offset, as in the
-  WGAN-GP critic, which cannot use BatchNorm) or ``"none"``. ``conv_impl`` chooses how the stride-2
+  WGAN-GP critic, which cannot use BatchNorm), ``"spectral"`` (spectral normalisation of
+  every convolution, the first and the last included, with biases: the SN-DCGAN critic of
+  Miyato et al., 2018; see ``layers.spectral_norm``) or ``"none"``. ``conv_impl`` chooses how the stride-2
   convolutions are differentiated: ``"xla"`` (XLA's own gradients),
   ``"adjoint"`` (``layers.conv_down_adjoint``: same forward, gradients from the
   up-sampling/stride-2 adjoint pair) or ``"auto"`` (the faster on the default
@@ -80,14 +83,18 @@ class DCGANDiscriminator(nn.Module):
       raise ValueError(f"unknown discriminator norm {self.norm!r}; choose one of {list(_NORMS)}")
     conv = functools.partial(nn.Conv, kernel_init=dcgan_kernel_init,
                              conv_general_dilated=CONV_IMPLS[resolve_conv_impl(self.conv_impl)])
+    if self.norm == "spectral":
+      plain = conv
+      conv = lambda *args, **kwargs: spectral_norm(plain(*args, **kwargs), train)
     for i, f in enumerate(self.features):
       # A bias only where no normalisation with its own offset follows.
       x = conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-               use_bias=(i == 0 or self.norm == "none"))(x)
+               use_bias=(i == 0 or self.norm in ("none", "spectral")))(x)
       if i > 0 and self.norm == "batch":
         x = batch_norm(train, scale_init=dcgan_scale_init, axis_name=self.bn_axis_name)(x)
       elif i > 0 and self.norm == "layer":
         x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1)(x)
       x = nn.leaky_relu(x, self.negative_slope)
-    x = nn.Conv(1, (s, s), padding="VALID", kernel_init=dcgan_kernel_init)(x)
+    last = nn.Conv(1, (s, s), padding="VALID", kernel_init=dcgan_kernel_init)
+    x = (spectral_norm(last, train) if self.norm == "spectral" else last)(x)
     return x.reshape(x.shape[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -57,6 +58,35 @@ class WeightNormDense(nn.Module):
       self.put_variable("params", "bias", -m / s)
       return (y - m) / s
     return y + b.astype(y.dtype)
+
+
+# The layers spectral normalisation divides by their weight's largest singular value: the weight
+# read as a matrix (a convolution's kernel [kh, kw, in, out] as [kh*kw*in, out]; an embedding's
+# table [classes, features]), as Miyato et al. (2018) do.
+SPECTRAL_NORM_LAYERS = (nn.Dense, nn.Conv, nn.ConvTranspose, nn.Embed)
+
+
+def spectral_norm(layer: nn.Module, train: bool, n_steps: int = 1) -> Callable[..., jax.Array]:
+  r"""``layer`` with spectral normalisation (Miyato, Kataoka, Koyama & Yoshida, 2018): call the
+  result as the layer.
+
+  .. math:: \bar W = W / \sigma(W), \quad \sigma(W) \approx v^\top W u,\;
+            v = \frac{W u}{\|W u\|},\; u \leftarrow \frac{W^\top v}{\|W^\top v\|}
+
+  ``sigma`` is estimated by ``n_steps`` power iterations (the paper's 1) from the vector ``u`` of
+  the previous call, so the estimate sharpens as training goes. ``u`` (and the last ``sigma``)
+  live in the ``batch_stats`` collection, which the state carries and checkpoints; they are
+  updated only in training mode (``train=True``: every discriminator pass of a D update runs one
+  power iteration, as the reference implementations do), and no gradient flows through them.
+  Over a mapped axis the update is the same on every device (it depends only on the replicated
+  weight and vector), so replicas stay identical. Built on ``flax.linen.SpectralNorm``; a layer
+  type not in :data:`SPECTRAL_NORM_LAYERS` is a ``ValueError``.
+  """
+  if not isinstance(layer, SPECTRAL_NORM_LAYERS):
+    names = ", ".join(c.__name__ for c in SPECTRAL_NORM_LAYERS)
+    raise ValueError(f"spectral normalisation supports {names} layers, not "
+                     f"{type(layer).__name__}; normalise those layers or leave this one plain")
+  return functools.partial(nn.SpectralNorm(layer, n_steps=n_steps), update_stats=train)
 
 
 def batch_norm(train: bool, *, momentum: float = 0.9, epsilon: float = 1e-5,
