@@ -12,9 +12,11 @@ import math
 
 import ml_collections
 
+from jaxgan import augment as augment_lib
 from jaxgan import losses
 from jaxgan.errors import ConfigError
 from jaxgan.optim import OPTIMIZERS
+from jaxgan.state import COMPUTE_DTYPES
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -50,7 +52,9 @@ def base_config() -> ml_collections.ConfigDict:
   c.r1_weight = 0.0                 # R1 gamma (adds gamma/2 * R1; 0 = off); no BatchNorm either
   c.clip = 0.0                      # WGAN weight clipping of D's parameters to [-clip, clip] (0 = off)
   c.label_smoothing = 0.0           # one-sided: D's real target 1 - s (cross-entropy objectives; 0 = off)
+  c.augment = ""                    # DiffAugment: D sees real and fake through e.g. "color,translation,cutout"
   c.seed = 0
+  c.dtype = "float32"               # "bfloat16": mixed precision (bf16 compute; fp32 parameters and optimizer states)
   # Devices (jaxgan.parallel): data-parallel over the local devices.
   c.num_devices = 0                 # 0 = all local devices; the global batch_size is split over them
   c.parallel = "shard_map"          # "shard_map" (jax.jit + jax.shard_map over a Mesh) or "pmap"
@@ -74,7 +78,10 @@ def base_config() -> ml_collections.ConfigDict:
   # train split (tfds.even_splits) and feeds batch_size / processes examples per step; "full" =
   # every process reads the whole split and feeds its rows of one global batch (the run then
   # equals a one-process run exactly).
-  c.data = ml_collections.ConfigDict({"data_dir": "", "manual_dir": "", "process_split": "shard"})
+  # fraction: train on a seeded random subset of the train split (e.g. 0.1; 1.0 = all of it), the
+  # same subset for every run seed; fraction_seed picks another one.
+  c.data = ml_collections.ConfigDict({"data_dir": "", "manual_dir": "", "process_split": "shard",
+                                      "fraction": 1.0, "fraction_seed": 0})
   return c
 
 
@@ -253,6 +260,20 @@ def validate(config: ml_collections.ConfigDict) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "num_devices" else 1):
       raise ConfigError(f"config.{key} must be a {'non-negative' if key == 'num_devices' else 'positive'} "
                         f"integer, got {value!r}")
+  try:
+    augment_lib.parse_policy(config.get("augment", ""))
+  except (ValueError, AttributeError, TypeError) as e:
+    raise ConfigError(f"config.augment={config.get('augment')!r}: {e}") from None
+  if config.get("dtype", "float32") not in COMPUTE_DTYPES:
+    raise ConfigError(f"config.dtype={config.get('dtype')!r} is not supported; choose one of "
+                      f"{list(COMPUTE_DTYPES)} (bfloat16: mixed precision, parameters stay float32)")
+  fraction = config.get("data", {}).get("fraction", 1.0)
+  if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0 < fraction <= 1:
+    raise ConfigError(f"config.data.fraction must be in (0, 1] (the share of the train split to "
+                      f"train on; 1.0 = all), got {fraction!r}")
+  fraction_seed = config.get("data", {}).get("fraction_seed", 0)
+  if isinstance(fraction_seed, bool) or not isinstance(fraction_seed, int):
+    raise ConfigError(f"config.data.fraction_seed must be an integer, got {fraction_seed!r}")
   process_split = config.get("data", {}).get("process_split", "shard")
   if process_split not in PROCESS_SPLITS:
     raise ConfigError(f"config.data.process_split={process_split!r} is unknown; choose one of "

@@ -40,6 +40,9 @@ class GANState:
   d_tx: optax.GradientTransformation = struct.field(pytree_node=False)
   # The latent size given to create_state, for a generator without a ``latent_dim`` field.
   z_dim: int | None = struct.field(pytree_node=False, default=None, kw_only=True)
+  # The networks' compute dtype (COMPUTE_DTYPES); parameters, statistics, optimizer states,
+  # losses and gradients stay float32 (mixed precision).
+  dtype: str = struct.field(pytree_node=False, default="float32", kw_only=True)
 
   @property
   def latent_dim(self) -> int:
@@ -55,7 +58,7 @@ class GANState:
     """
     rngs = self.train_rngs(rngs, G_DROPOUT) if train else rngs
     return apply_model(self.generator, self.g_params, self.g_batch_stats, z, train, label=label,
-                       rngs=rngs)
+                       rngs=rngs, dtype=self.dtype)
 
   def discriminate(self, x: jax.Array, d_batch_stats: PyTree | None = None, *,
                    d_params: PyTree | None = None, train: bool = True,
@@ -71,7 +74,7 @@ class GANState:
     return apply_model(self.discriminator,
                        self.d_params if d_params is None else d_params,
                        self.d_batch_stats if d_batch_stats is None else d_batch_stats,
-                       x, train, label=label, rngs=rngs)
+                       x, train, label=label, rngs=rngs, dtype=self.dtype)
 
   def train_rngs(self, rngs: dict[str, jax.Array] | None, tag: int) -> dict[str, jax.Array]:
     """``rngs`` with a ``dropout`` key when it has none: ``fold_in(key, step)`` folded with
@@ -96,14 +99,36 @@ def takes_label(module: nn.Module) -> bool:
   return bool(getattr(module, "takes_label", False))
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def _cast(tree: PyTree, dtype) -> PyTree:
+  """The floating-point leaves of ``tree`` as ``dtype`` (integers, e.g. labels, unchanged)."""
+  return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+                      tree)
+
+
 def apply_model(module: nn.Module, params: PyTree, batch_stats: PyTree, x: jax.Array,
                 train: bool, label: jax.Array | None = None,
-                rngs: dict[str, jax.Array] | None = None) -> tuple[jax.Array, PyTree]:
+                rngs: dict[str, jax.Array] | None = None,
+                dtype: str = "float32") -> tuple[jax.Array, PyTree]:
   """Applies ``module``; in training mode returns the updated batch statistics.
 
   ``label`` (int ``[N]``) is passed to conditional modules as their second
   argument; without it the module is called exactly as an unconditional one.
+
+  ``dtype="bfloat16"`` is mixed precision: the float32 parameters and the input are cast to
+  bfloat16 for the pass (the casts' gradients bring float32 gradients back to the float32
+  parameters), the output is cast back to float32 for the losses, and the statistics stay
+  float32 (BatchNorm reduces in float32).
   """
+  if dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"compute dtype {dtype!r} is not one of {COMPUTE_DTYPES}")
+  if dtype != "float32":
+    out, stats = apply_model(module, _cast(params, dtype), batch_stats, _cast(x, dtype), train,
+                             label=label, rngs=rngs)
+    return _cast(out, jnp.float32), jax.tree.map(lambda new, old: new.astype(old.dtype),
+                                                 stats, batch_stats)
   variables = {"params": params}
   if batch_stats:
     variables["batch_stats"] = batch_stats
@@ -150,7 +175,7 @@ def run_once(fn, *args):
 
 def create_state(generator: nn.Module, discriminator: nn.Module,
                  g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
-                 key: jax.Array, latent_dim: int | None = None) -> GANState:
+                 key: jax.Array, latent_dim: int | None = None, dtype: str = "float32") -> GANState:
   """Initialises both networks and optimizers.
 
   The model contract (jaxgan's models and a user's own Flax modules alike):
@@ -166,9 +191,14 @@ def create_state(generator: nn.Module, discriminator: nn.Module,
     training step, drawn from the run key and the step (resume-exact);
   * a conditional network sets a ``takes_label = True`` attribute and is called ``(x, label)``.
 
+  ``dtype="bfloat16"``: mixed precision, the networks compute in bfloat16 while parameters,
+  statistics and optimizer states stay float32 (:func:`apply_model`).
+
   The discriminator's input shape is taken from the generator's output, so
   nothing about the data needs to be passed in.
   """
+  if dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
   key = jnp.asarray(key)
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     key = jax.random.key_data(key)  # raw uint32 keys checkpoint everywhere
@@ -204,4 +234,4 @@ def create_state(generator: nn.Module, discriminator: nn.Module,
       g_batch_stats=g_vars.get("batch_stats", {}), d_batch_stats=d_vars.get("batch_stats", {}),
       g_opt_state=g_opt_state, d_opt_state=d_opt_state,
       generator=generator, discriminator=discriminator, g_tx=g_tx, d_tx=d_tx,
-      z_dim=None if own is not None else z_dim)
+      z_dim=None if own is not None else z_dim, dtype=dtype)

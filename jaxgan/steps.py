@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
+from jaxgan import augment as augment_lib
 from jaxgan import losses
 from jaxgan.state import DROPOUT_STREAM, GANState, takes_label
 
@@ -29,6 +30,7 @@ Step = Callable[[GANState, Batch], tuple[GANState, Metrics]]
 D_STREAM, G_STREAM, GP_STREAM = 0, 1, 2
 NOISE_STREAM = 3      # stochastic layers of D (the semi-supervised GAN's Gaussian noise)
 _LABEL_TAG = 0x1AB     # fold_in tag of the fake labels within a stream (z keeps the stream key)
+_AUGMENT_TAG = 0xA06   # fold_in tag of DiffAugment's draws within a stream
 
 BATCHNORM_PENALTY_ERROR = ("gradient penalty is per example; BatchNorm mixes examples: "
                            "use discriminator norm 'layer' or 'none'")
@@ -87,6 +89,19 @@ def local_draw(sampler, key: jax.Array, shape: tuple[int, ...],
   return lax.dynamic_slice_in_dim(full, i * shape[0], shape[0])
 
 
+def augment_images(x: jax.Array, key: jax.Array, policy: tuple[str, ...],
+                   axis_name: str | None = None) -> jax.Array:
+  """DiffAugment (:mod:`jaxgan.augment`) of a (per-device) batch with ``policy``; ``x`` itself when
+  the policy is empty. The per-example draws come from ``fold_in(key, _AUGMENT_TAG)`` for the
+  global batch (:func:`local_draw`), so n devices augment exactly as one device does."""
+  if not policy:
+    return x
+  uniform = lambda k, shape: jax.random.uniform(k, shape, jnp.float32)
+  u = local_draw(uniform, jax.random.fold_in(key, _AUGMENT_TAG),
+                 (x.shape[0], augment_lib.NUM_UNIFORMS), axis_name)
+  return augment_lib.augment_with(x, u, policy)
+
+
 def sample_latent(state: GANState, key: jax.Array, batch_size: int,
                   axis_name: str | None = None) -> jax.Array:
   """Latent noise ``z ~ N(0, I)`` for a (per-device) batch; see :func:`local_draw`."""
@@ -142,7 +157,8 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
               label_smoothing: float = 0.0,
               critic_index: jax.Array | int | None = None,
               fake: jax.Array | None = None,
-              fake_label: jax.Array | None = None) -> tuple[GANState, Metrics]:
+              fake_label: jax.Array | None = None,
+              augment: tuple[str, ...] = ()) -> tuple[GANState, Metrics]:
   """One discriminator update on a real batch and as many fresh fakes.
 
   The generator runs in training mode (batch statistics, as in the reference
@@ -164,6 +180,9 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   * ``label_smoothing`` = s (cross-entropy objectives): one-sided label
     smoothing (Salimans et al., 2016, sec. 3.4), real target 1 - s
     (:func:`jaxgan.losses.bce_discriminator_loss`).
+  * ``augment`` (names of :data:`jaxgan.augment.POLICIES`): DiffAugment (Zhao et al., 2020):
+    D sees the real and the fake batch through independent random draws of the same
+    differentiable transforms (penalties too, on the augmented images).
 
   Penalties use D in training mode with the parameters being differentiated;
   a discriminator with BatchNorm is refused (its output for one example
@@ -194,6 +213,8 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
                              label=fake_label, rngs=dropout_rngs(d_key, 0, axis_name))
   fake = lax.stop_gradient(fake)
   fake_label = _d_label(state, fake_label)
+  real = augment_images(real, jax.random.fold_in(d_key, 1), augment, axis_name)
+  fake = augment_images(fake, jax.random.fold_in(d_key, 2), augment, axis_name)
 
   def loss_fn(d_params):
     real_logits, stats = state.discriminate(real, d_params=d_params, label=real_label,
@@ -239,13 +260,15 @@ def d_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
 
 
 def g_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
-              axis_name: str | None = None) -> tuple[GANState, Metrics]:
+              axis_name: str | None = None, augment: tuple[str, ...] = ()
+              ) -> tuple[GANState, Metrics]:
   """One generator update through the current discriminator; increments ``step``.
 
   D runs in training mode (batch statistics of the fake batch, as the
   reference code does) but its parameters and running statistics are left
   unchanged. The batch only sets the batch size. A conditional G gets
   uniformly drawn labels (:func:`sample_labels`), which a conditional D sees too.
+  ``augment``: D sees the fakes through DiffAugment, G's gradient flows through it.
   """
   g_key = step_key(state, G_STREAM)
   z = sample_latent(state, g_key, batch["image"].shape[0], axis_name)
@@ -254,6 +277,7 @@ def g_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   def loss_fn(g_params):
     fake, g_stats = state.replace(g_params=g_params).generate(
         z, train=True, label=y, rngs=dropout_rngs(g_key, 0, axis_name))
+    fake = augment_images(fake, g_key, augment, axis_name)
     fake_logits, _ = state.discriminate(fake, label=_d_label(state, y),
                                         rngs=dropout_rngs(g_key, 1, axis_name))
     return losses.generator_loss(loss, fake_logits), g_stats
@@ -287,7 +311,8 @@ def apply_g_update(state: GANState, grads, g_stats, g_loss, axis_name: str | Non
 
 
 def reused_fakes_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
-                         axis_name: str | None = None, **d_options: Any) -> tuple[GANState, Metrics]:
+                         axis_name: str | None = None, augment: tuple[str, ...] = (),
+                         **d_options: Any) -> tuple[GANState, Metrics]:
   """One D update then one G update on the *same* fakes, G run once (``n_critic == 1``).
 
   This is the update of the reference DCGAN code (PyTorch's ``examples/dcgan``):
@@ -306,10 +331,11 @@ def reused_fakes_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsatur
           z, train=True, label=y, rngs=dropout_rngs(d_key, 0, axis_name)),
       state.g_params, has_aux=True)
   state, d_metrics = d_step_fn(state, batch, loss=loss, axis_name=axis_name, fake=fake,
-                               fake_label=y, **d_options)
+                               fake_label=y, augment=augment, **d_options)
   g_loss, fake_grad = jax.value_and_grad(
       lambda x: losses.generator_loss(loss, state.discriminate(
-          x, label=_d_label(state, y), rngs=dropout_rngs(d_key, 4, axis_name))[0]))(fake)
+          augment_images(x, jax.random.fold_in(d_key, 3), augment, axis_name),
+          label=_d_label(state, y), rngs=dropout_rngs(d_key, 4, axis_name))[0]))(fake)
   (grads,) = pull_back(fake_grad)
   state, g_metrics = apply_g_update(state, grads, g_stats, g_loss, axis_name)
   return state, {**d_metrics, **g_metrics}
@@ -330,7 +356,7 @@ def scan_unroll(n: int) -> int:
 
 def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
                   axis_name: str | None = None, n_critic: int = 1, reuse_fakes: bool = True,
-                  **d_options: Any) -> tuple[GANState, Metrics]:
+                  augment: tuple[str, ...] = (), **d_options: Any) -> tuple[GANState, Metrics]:
   """``n_critic`` D updates, then one G update (against the updated D).
 
   With ``n_critic == 1`` and ``reuse_fakes`` (the default) G's update reuses
@@ -344,16 +370,19 @@ def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
   and draws its own noise (``critic_index=i``); the updates run in one
   ``lax.scan``. The G update uses the last slice's batch size. D metrics are
   means over the ``k`` updates. ``d_options`` are :func:`d_step_fn`'s
-  (``gp_weight``, ``gp_one_sided``, ``r1_weight``, ``clip``, ``label_smoothing``).
+  (``gp_weight``, ``gp_one_sided``, ``r1_weight``, ``clip``, ``label_smoothing``);
+  ``augment`` (DiffAugment's transforms) reaches every D and G update.
 
   A conditional GAN (networks with ``takes_label``) runs this same step with
   labels (see :func:`d_step_fn`). Families whose discriminator is not one logit
   per example bring their own step (:mod:`jaxgan.families`).
   """
   if n_critic == 1 and reuse_fakes:
-    return reused_fakes_step_fn(state, batch, loss=loss, axis_name=axis_name, **d_options)
+    return reused_fakes_step_fn(state, batch, loss=loss, axis_name=axis_name, augment=augment,
+                                **d_options)
   if n_critic == 1:
-    state, d_metrics = d_step_fn(state, batch, loss=loss, axis_name=axis_name, **d_options)
+    state, d_metrics = d_step_fn(state, batch, loss=loss, axis_name=axis_name, augment=augment,
+                                 **d_options)
     g_batch = batch
   else:
     image = batch["image"]
@@ -365,19 +394,24 @@ def train_step_fn(state: GANState, batch: Batch, *, loss: str = "nonsaturating",
 
     def critic_update(state, xs):
       i, b = xs
-      return d_step_fn(state, b, loss=loss, axis_name=axis_name, critic_index=i, **d_options)
+      return d_step_fn(state, b, loss=loss, axis_name=axis_name, critic_index=i, augment=augment,
+                       **d_options)
 
     state, d_metrics = lax.scan(critic_update, state, (jnp.arange(n_critic), batch),
                                 unroll=scan_unroll(n_critic))
     d_metrics = jax.tree.map(lambda m: jnp.mean(m, axis=0), d_metrics)
     g_batch = jax.tree.map(lambda x: x[-1], batch)
-  state, g_metrics = g_step_fn(state, g_batch, loss=loss, axis_name=axis_name)
+  state, g_metrics = g_step_fn(state, g_batch, loss=loss, axis_name=axis_name, augment=augment)
   return state, {**d_metrics, **g_metrics}
 
 
 def smoothing_kwargs(label_smoothing: float) -> dict[str, float]:
   """The cross-entropy loss's keyword for ``label_smoothing`` (none when 0: every loss takes that)."""
   return {"label_smoothing": label_smoothing} if label_smoothing else {}
+
+
+def _augment(augment: str | tuple[str, ...]) -> tuple[str, ...]:
+  return augment_lib.parse_policy(augment)
 
 
 def _d_options(gp_weight: float, gp_one_sided: bool, r1_weight: float,
@@ -424,27 +458,30 @@ def _make(fn, loss: str, axis_name: str | None, jit: bool, donate: bool, **optio
 def make_d_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
                 jit: bool = True, donate: bool = False, gp_weight: float = 0.0,
                 gp_one_sided: bool = False, r1_weight: float = 0.0,
-                clip: float | None = None, label_smoothing: float = 0.0) -> Step:
+                clip: float | None = None, label_smoothing: float = 0.0,
+                augment: str | tuple[str, ...] = ()) -> Step:
   """Jitted discriminator step ``(state, batch) -> (state, metrics)``.
 
-  ``gp_weight``, ``gp_one_sided``, ``r1_weight`` (R1's gamma), ``clip``, the
-  and ``label_smoothing`` are described in :func:`d_step_fn`.
+  ``gp_weight``, ``gp_one_sided``, ``r1_weight`` (R1's gamma), ``clip``,
+  ``label_smoothing`` and ``augment`` are described in :func:`d_step_fn`.
   """
-  return _make(d_step_fn, loss, axis_name, jit, donate,
+  return _make(d_step_fn, loss, axis_name, jit, donate, augment=_augment(augment),
                **_d_options(gp_weight, gp_one_sided, r1_weight, clip, label_smoothing))
 
 
 def make_g_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
-                jit: bool = True, donate: bool = False) -> Step:
-  """Jitted generator step ``(state, batch) -> (state, metrics)``."""
-  return _make(g_step_fn, loss, axis_name, jit, donate)
+                jit: bool = True, donate: bool = False, augment: str | tuple[str, ...] = ()) -> Step:
+  """Jitted generator step ``(state, batch) -> (state, metrics)`` (``augment``: DiffAugment's
+  transforms between G and D)."""
+  return _make(g_step_fn, loss, axis_name, jit, donate, augment=_augment(augment))
 
 
 def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
                     jit: bool = True, donate: bool = False, n_critic: int = 1,
                     reuse_fakes: bool = True, gp_weight: float = 0.0,
                     gp_one_sided: bool = False, r1_weight: float = 0.0,
-                    clip: float | None = None, label_smoothing: float = 0.0) -> Step:
+                    clip: float | None = None, label_smoothing: float = 0.0,
+                    augment: str | tuple[str, ...] = ()) -> Step:
   """Jitted fused step: ``n_critic`` D updates then one G update.
 
   ``donate=True`` lets XLA reuse the input state's buffers (the caller must
@@ -456,12 +493,13 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
   WGAN: ``make_train_step("wasserstein", n_critic=5, clip=0.01)``; WGAN-GP:
   ``make_train_step("wasserstein", n_critic=5, gp_weight=10.0)``.
   ``label_smoothing`` (one-sided, cross-entropy objectives) smooths D's real target:
-  ``make_train_step(label_smoothing=0.1)``.
+  ``make_train_step(label_smoothing=0.1)``. ``augment`` (DiffAugment, Zhao et al., 2020):
+  ``make_train_step("hinge", augment="color,translation,cutout")``.
   """
   if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
     raise ValueError(f"n_critic must be a positive integer, got {n_critic!r}")
   return _make(train_step_fn, loss, axis_name, jit, donate, n_critic=n_critic,
-               reuse_fakes=bool(reuse_fakes),
+               reuse_fakes=bool(reuse_fakes), augment=_augment(augment),
                **_d_options(gp_weight, gp_one_sided, r1_weight, clip, label_smoothing))
 
 

@@ -237,6 +237,8 @@ def _train(config: ml_collections.ConfigDict, family: families.Family, devices: 
     where = f" in {procs} processes" if procs > 1 else ""
     pbar.write(f"data-parallel ({runner.dp.mode}) over {len(devices)} {devices[0].platform} devices"
                f"{where}, {config.batch_size // len(devices)} examples each")
+  if getattr(data, "subset", "") and main:
+    pbar.write(f"trains on a subset of {data.name}/{data.split}: {data.subset}")
   if process_local:  # every process says which part of the data it reads
     pbar.write(f"process {jax.process_index()}: reads {data.name}/{data.split}, feeds "
                f"{local_batch} examples per batch")

@@ -55,7 +55,7 @@ def tiny(config):
   if config.model == "dcgan":
     config.generator.features = (16, 8, 4)
     config.discriminator.features = (4, 8, 16)
-  elif config.model == "resnet":
+  elif config.model in ("resnet", "cgan_resnet"):
     config.generator.widths = (16, 8, 8, 8)
     config.discriminator.widths = (8, 8, 8, 8)
   elif config.model == "began":

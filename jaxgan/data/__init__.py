@@ -4,8 +4,8 @@
 choice (:meth:`jaxgan.families.Family.data`)."""
 
 from jaxgan.data.tfds_data import (EXPECTED, MANUAL_DIR_ENV, BatchStream, DataError, ImageData,
-                                   load, prepare, resolve_manual_dir)
+                                   load, prepare, resolve_manual_dir, subset)
 
 
 __all__ = ["EXPECTED", "MANUAL_DIR_ENV", "BatchStream", "DataError", "ImageData", "load",
-           "prepare", "resolve_manual_dir"]
+           "prepare", "resolve_manual_dir", "subset"]

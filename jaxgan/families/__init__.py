@@ -13,7 +13,7 @@ import ml_collections
 
 from jaxgan import config as config_lib
 from jaxgan.errors import ConfigError
-from jaxgan.families.base import Drawing, Family
+from jaxgan.families.base import GENERIC_OPTIONS, Drawing, Family, config_value
 from jaxgan.families.began import BEGAN
 from jaxgan.families.conditional import ACGAN, CGAN
 from jaxgan.families.gan import GAN
@@ -47,6 +47,12 @@ def check(config: ml_collections.ConfigDict) -> Family:
   (:func:`jaxgan.config.validate`), then its family's; returns the family."""
   config_lib.validate(config)
   family = for_config(config)
+  for key, (default, what) in GENERIC_OPTIONS.items():
+    value = config_value(config, key, default)
+    if value != default and key not in family.honours:
+      takers = sorted(f.name for f in FAMILIES.values() if key in f.honours)
+      raise ConfigError(f"config.{key}={value!r}: the {family.name} family has no {what}; set "
+                        f"config.{key}={default!r} (the families with it: {', '.join(takers)})")
   family.check_config(config)
   return family
 

@@ -33,7 +33,7 @@ import ml_collections
 import numpy as np
 
 from jaxgan import data as data_lib
-from jaxgan import losses, models, optim, steps
+from jaxgan import augment, losses, models, optim, steps
 from jaxgan.config import jsonable  # noqa: F401 - the families' checkpoint meta
 from jaxgan.errors import ConfigError
 from jaxgan.generation import generate_images, sample_labels
@@ -44,6 +44,14 @@ StepBody = Callable[..., tuple[Any, dict]]
 
 # The objectives on a pair of real / fake logits (BEGAN's auto-encoder energies are its own family's).
 PAIR_LOSSES = losses.PAIR_LOSSES
+
+
+# Config keys that a family may or may not implement: key -> (default, what it is).
+GENERIC_OPTIONS = {
+    "augment": ("", "DiffAugment"),
+    "data.fraction": (1.0, "training on a fraction of the data"),
+    "dtype": ("float32", "mixed precision"),
+}
 
 
 @dataclasses.dataclass
@@ -60,7 +68,7 @@ class Drawing:
 def number(config, key: str, minimum: float = 0.0, default: float = 0.0) -> None:
   """Raises :class:`ConfigError` unless ``config.<key>`` (dotted; ``default`` when absent) is a
   finite number >= ``minimum``."""
-  value = _get(config, key, default)
+  value = config_value(config, key, default)
   if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
       or value < minimum:
     raise ConfigError(f"config.{key} must be a number >= {minimum}, got {value!r}")
@@ -69,12 +77,13 @@ def number(config, key: str, minimum: float = 0.0, default: float = 0.0) -> None
 def count(config, key: str, minimum: int = 0) -> None:
   """Raises :class:`ConfigError` unless ``config.<key>`` (dotted; valid when absent) is an integer
   >= ``minimum``."""
-  value = _get(config, key, minimum)
+  value = config_value(config, key, minimum)
   if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
     raise ConfigError(f"config.{key} must be an integer >= {minimum}, got {value!r}")
 
 
-def _get(config, key: str, default):
+def config_value(config, key: str, default):
+  """``config.<key>`` (dotted), or ``default`` where a part of the path is absent."""
   node = config
   for part in key.split("."):
     if part not in node:
@@ -96,6 +105,9 @@ class Family:
   name: str = ""
   models: tuple[str, ...] = ()          # the config.model values this family trains
   losses: tuple[str, ...] = PAIR_LOSSES  # the config.loss values it accepts
+  # The generic options (:data:`GENERIC_OPTIONS`) its data, state and step honour; a run that sets
+  # another to a value other than its default is refused (jaxgan.families.check).
+  honours: frozenset[str] = frozenset({"augment", "data.fraction", "dtype"})
 
   # -- config -------------------------------------------------------------------------------
   def check_config(self, config: ml_collections.ConfigDict) -> None:
@@ -138,13 +150,16 @@ class Family:
     ``"full"`` every process reads all of it. A dataset object has
     ``example_shape``, ``num_classes`` (0 = no labels), ``name`` and
     ``stream(batch_size, seed, start=0)``: an endless iterator of dict batches in
-    which batch ``i`` is a pure function of ``(seed, i)``.
+    which batch ``i`` is a pure function of ``(seed, i)``. ``config.data.fraction`` < 1 keeps a
+    seeded random share of the split (:func:`jaxgan.data.subset`; of each process's part).
     """
     shard = process_count > 1 and config.data.get("process_split", "shard") == "shard"
-    return data_lib.load(config.dataset, "train", config.image_size or None,
+    data = data_lib.load(config.dataset, "train", config.image_size or None,
                          data_dir=config.data.data_dir or None,
                          manual_dir=config.data.manual_dir or None,
                          part=(process_index, process_count) if shard else (0, 1))
+    return data_lib.subset(data, float(config.data.get("fraction", 1.0)),
+                           int(config.data.get("fraction_seed", 0)))
 
   def check_data(self, config: ml_collections.ConfigDict, data) -> None:
     """Raises :class:`ConfigError` when the data cannot feed this family (e.g. no labels)."""
@@ -161,7 +176,8 @@ class Family:
     g_tx, d_tx = optim.build_optimizers(config)
     try:
       generator, discriminator = self.build_models(config, image_shape, num_classes)
-      state = create_state(generator, discriminator, g_tx, d_tx, jax.random.PRNGKey(config.seed))
+      state = create_state(generator, discriminator, g_tx, d_tx, jax.random.PRNGKey(config.seed),
+                           dtype=config.get("dtype", "float32"))
     except (TypeError, ValueError) as e:
       raise ConfigError(f"cannot build model {config.model!r} from config.generator / "
                         f"config.discriminator: {e}") from None
@@ -198,7 +214,8 @@ class Family:
             "gp_one_sided": bool(config.get("gp_one_sided", False)),
             "r1_weight": float(config.get("r1_weight", 0.0)),
             "clip": clip if clip > 0 else None,
-            "label_smoothing": float(config.get("label_smoothing", 0.0))}
+            "label_smoothing": float(config.get("label_smoothing", 0.0)),
+            "augment": augment.parse_policy(config.get("augment", ""))}
 
   def step_body(self, config: ml_collections.ConfigDict) -> StepBody:
     """The un-jitted step ``body(state, batch, *, axis_name=None) -> (state, metrics)``."""

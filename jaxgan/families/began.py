@@ -105,6 +105,7 @@ def make_began_step(*, gamma: float = 0.5, lambda_k: float = 0.001, reuse_fakes:
 
 class BEGAN(Family):
   name = "began"
+  honours = frozenset({"data.fraction", "dtype"})   # its auto-encoder step has no DiffAugment
   models = ("began",)
   losses = ("began",)
 

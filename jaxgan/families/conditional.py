@@ -240,7 +240,7 @@ class CGAN(Family):
   """The conditional GAN: ``G(z, y)`` against ``D(x, y)``, the ordinary step with labels."""
 
   name = "cgan"
-  models = ("cgan_mlp", "cgan_dcgan")
+  models = ("cgan_mlp", "cgan_dcgan", "cgan_resnet")
 
   def check_config(self, config: ml_collections.ConfigDict) -> None:
     super().check_config(config)
@@ -269,6 +269,7 @@ class ACGAN(CGAN):
   ``acgan.class_weight`` and ``acgan.fake_class_weight``."""
 
   name = "acgan"
+  honours = frozenset({"data.fraction", "dtype"})   # its step (two heads) has no DiffAugment
   models = ("acgan",)
 
   def check_config(self, config: ml_collections.ConfigDict) -> None:

@@ -210,6 +210,7 @@ def make_sgan_step(loss: str = "nonsaturating", *, unsupervised_weight: float = 
 
 class SGAN(Family):
   name = "sgan"
+  honours = frozenset({"dtype"})   # its own step, and its labelled / unlabelled data
   models = ("sgan",)
 
   def check_config(self, config: ml_collections.ConfigDict) -> None:

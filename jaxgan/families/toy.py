@@ -168,6 +168,7 @@ class Toy2D(GAN):
   """The 2-D lab's family: the unconditional GAN on 2-D points, filmed."""
 
   name = "toy2d"
+  honours = frozenset({"dtype"})   # 2-D points, drawn from their distribution
   models = ("toy2d",)
 
   def check_config(self, config: ml_collections.ConfigDict) -> None:

@@ -641,6 +641,7 @@ class TranslationEvaluate(Hook):
 
 class _Translation(Family):
   """What CycleGAN and StarGAN share: the module functions above, by ``config.model``."""
+  honours: frozenset[str] = frozenset()   # its own states, steps and domain data
 
   def check_config(self, config: ml_collections.ConfigDict) -> None:
     check_config(config)

@@ -18,7 +18,8 @@ from jaxgan.models.conditional import (ACGANDiscriminator, ConditionalDCGANDiscr
 from jaxgan.models.dcgan import DCGANDiscriminator, DCGANGenerator
 from jaxgan.models.layers import Upsample2x
 from jaxgan.models.mlp import MLPDiscriminator, MLPGenerator
-from jaxgan.models.resnet import ResNetDiscriminator, ResNetGenerator
+from jaxgan.models.resnet import (ConditionalResNetDiscriminator, ConditionalResNetGenerator,
+                                  ResNetDiscriminator, ResNetGenerator)
 from jaxgan.models.toy2d import Toy2DDiscriminator, Toy2DGenerator
 
 # model name -> (generator class, discriminator class); each name is trained by one family
@@ -32,6 +33,7 @@ MODELS: dict[str, tuple[type[nn.Module], type[nn.Module]]] = {
     # Label-aware families (jaxgan.models.conditional): they need a dataset with labels.
     "cgan_mlp": (ConditionalMLPGenerator, ConditionalMLPDiscriminator),
     "cgan_dcgan": (ConditionalDCGANGenerator, ConditionalDCGANDiscriminator),
+    "cgan_resnet": (ConditionalResNetGenerator, ConditionalResNetDiscriminator),  # cBN + projection
     "acgan": (ConditionalDCGANGenerator, ACGANDiscriminator),
     "sgan": (SGANGenerator, SGANDiscriminator),
 }
@@ -61,4 +63,4 @@ __all__ = ["MODELS", "build_models", "MLPGenerator", "MLPDiscriminator",
            "DCGANGenerator", "DCGANDiscriminator", "ResNetGenerator", "ResNetDiscriminator", "BEGANGenerator", "BEGANDiscriminator",
            "Toy2DGenerator", "Toy2DDiscriminator", "Upsample2x",
            "ConditionalMLPGenerator", "ConditionalMLPDiscriminator", "ConditionalDCGANGenerator",
-           "ConditionalDCGANDiscriminator", "ACGANDiscriminator", "SGANGenerator", "SGANDiscriminator"]
+           "ConditionalDCGANDiscriminator", "ConditionalResNetGenerator", "ConditionalResNetDiscriminator", "ACGANDiscriminator", "SGANGenerator", "SGANDiscriminator"]
