@@ -52,7 +52,7 @@ def evaluate(workdir: str, num: int = 10_000, step: int | None = None, seed: int
                         manual_dir=manual_dir or config.data.get("manual_dir") or None,
                         cache_dir=cache_dir, log=log, features=features)
   metrics = evaluator.evaluate(images, with_shares=True)
-  shares = metrics.pop("class_shares")
+  shares = metrics.pop("class_shares", [])
   result = {"workdir": os.path.abspath(workdir), "step": int(step), "best": bool(best),
             "generator": "raw" if raw or not config.get("g_ema", 0.0) else "average",
             "num_samples": int(num),
@@ -80,9 +80,10 @@ def format_table(result: dict) -> str:
   rows = [("FID", f"{m['fid']:.4f}"),
           ("KID", f"{m['kid']:.5f} ± {m['kid_std']:.5f}"),
           ("precision (k=%d)" % ref["k"], f"{m['precision']:.4f}"),
-          ("recall (k=%d)" % ref["k"], f"{m['recall']:.4f}"),
-          ("classifier score", f"{m['classifier_score']:.4f}  "
-                               f"(real {ref['split']}: {ref['classifier_score_real']:.4f})")]
+          ("recall (k=%d)" % ref["k"], f"{m['recall']:.4f}")]
+  if "classifier_score" in m:   # datasets without a classifier (Inception space only) have none
+    rows.append(("classifier score", f"{m['classifier_score']:.4f}  "
+                                     f"(real {ref['split']}: {ref['classifier_score_real']:.4f})"))
   if "class_tv" in m:  # eval.json files written before the class balance have none
     rows.append(("class TV", f"{m['class_tv']:.4f}  (0: the real class balance; "
                              f"{1 - min(ref['class_shares_real']):.2f}: one class only)"))
@@ -90,10 +91,11 @@ def format_table(result: dict) -> str:
     rows.append(("class shares", ", ".join(f"{name} {100 * v:.1f} %"
                                            for name, v in zip(names, result["class_shares"]))))
   width = max(len(r[0]) for r in rows)
+  accuracy = (f", classifier accuracy on real {ref['split']} {ref['classifier_accuracy_real']:.4f}"
+              if "classifier_accuracy_real" in ref else "")
   head = (f"{result['workdir']} step {result['step']}: {result['num_samples']} samples vs "
           f"{ref['dataset']}/{ref['split']} ({ref['reference_examples']} images), features of "
-          f"{ref['feature_network']} (sha256 {ref['feature_network_sha256'][:12]}, "
-          f"accuracy on real {ref['split']} {ref['classifier_accuracy_real']:.4f})")
+          f"{ref['feature_network']} (sha256 {ref['feature_network_sha256'][:12]}{accuracy})")
   lines = [head, f"{'metric':<{width}}  value", f"{'-' * width}  {'-' * 24}"]
   lines += [f"{name:<{width}}  {value}" for name, value in rows]
   return "\n".join(lines)

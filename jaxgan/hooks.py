@@ -132,8 +132,9 @@ class Evaluate(Hook):
     if not self.last:
       return []
     m = self.last
+    classifier = (f"classifier score {m['classifier_score']:.2f}  class TV {m['class_tv']:.3f}  "
+                  if "classifier_score" in m else "")
     return [f"quality      FID {m['fid']:.2f}  KID {m['kid']:.4f} ± {m['kid_std']:.4f}  "
-            f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
-            f"classifier score {m['classifier_score']:.2f}  class TV {m['class_tv']:.3f}  "
+            f"precision {m['precision']:.3f}  recall {m['recall']:.3f}  {classifier}"
             f"({self.num} samples, "
             f"{self.evaluator.dataset}/{self.evaluator.split})"]

@@ -201,7 +201,7 @@ class Family:
     if config.get("decay_steps", 0):  # a scheduled rate adds a step count to the optimizer states
       meta["lr_schedule"] = "constant_then_linear_decay"
     if config.get("g_ema", 0.0):      # the average of G lives in G's optimizer state
-      meta["g_ema"] = True
+      meta["g_ema"] = "warmup"       # (the warm-up rule of jaxgan.ema.generator_ema)
     return meta
 
   # -- step ---------------------------------------------------------------------------------

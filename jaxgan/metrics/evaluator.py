@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from jaxgan.metrics.cache import CACHE_ENV, default_cache_dir  # noqa: F401 (re-exported)
-from jaxgan.metrics.classifier import FeatureNetwork, load_classifier
+from jaxgan.metrics.classifier import FeatureNetwork, WeightsError, load_classifier
 from jaxgan.metrics.fid import frechet_distance, gaussian_stats
 from jaxgan.metrics.kid import kid
 from jaxgan.metrics.prd import precision_recall
@@ -75,7 +75,9 @@ class Evaluator:
     seed: seed of the real subset and of KID's subsets.
     features: the feature space of FID, KID and precision/recall: ``"classifier"`` or
       ``"inception"`` (``inception``: a loaded :class:`~jaxgan.metrics.inception.Inception`,
-      default :func:`~jaxgan.metrics.inception.load_inception`).
+      default :func:`~jaxgan.metrics.inception.load_inception`). In Inception space a
+      dataset without a committed classifier (CIFAR-10, CelebA) is measured too, without the
+      classifier's numbers (classifier score, class balance).
   """
 
   def __init__(self, dataset: str, image_size: int | None = 32, num_samples: int = 10_000,
@@ -92,25 +94,30 @@ class Evaluator:
     if isinstance(classifier, FeatureNetwork):
       self.network = classifier
     else:
-      self.network = load_classifier(classifier or dataset)
+      try:
+        self.network = load_classifier(classifier or dataset)
+      except WeightsError:
+        if features != "inception" or classifier is not None:
+          raise
+        self.network = None   # Inception space only: no classifier numbers for this dataset
     self.cache_dir = os.path.abspath(cache_dir or default_cache_dir())
     stem = f"{dataset}-{split}-{self.image_size or 'native'}"
-    self.cache_path = os.path.join(self.cache_dir, f"{stem}-{self.network.sha256[:16]}.npz")
     self._log = log or (lambda msg: None)
     self._real = None
-    self.reference = self._reference(data_dir, manual_dir)
-    self.inception = None
-    rng = np.random.default_rng(seed)
-    feats = self.reference["features"]
-    keep = np.sort(rng.permutation(len(feats))[:min(self.num_samples, len(feats))])
-    self.real_features = feats[keep]
+    self.reference, self.inception = None, None
+    if self.network is not None:
+      self.cache_path = os.path.join(self.cache_dir, f"{stem}-{self.network.sha256[:16]}.npz")
+      self.reference = self._reference(data_dir, manual_dir)
     if features == "inception":
       from jaxgan.metrics.inception import load_inception
       self.inception = inception or load_inception(cache_dir=cache_dir)
       self.inception_cache_path = os.path.join(
           self.cache_dir, f"{stem}-inception-{self.inception.sha256[:16]}.npz")
       self.inception_reference = self._inception_reference(data_dir, manual_dir)
-      self.real_features = self.inception_reference["features"][keep]
+    feats = (self.inception_reference if self.inception else self.reference)["features"]
+    rng = np.random.default_rng(seed)
+    keep = np.sort(rng.permutation(len(feats))[:min(self.num_samples, len(feats))])
+    self.real_features = feats[keep]
     self._real = None
 
   def _real_images(self, data_dir, manual_dir) -> np.ndarray:
@@ -130,9 +137,11 @@ class Evaluator:
       except (OSError, ValueError):
         pass
     self._log(f"computing Inception reference features of {self.dataset}/{self.split} -> {path}")
-    features = self.inception(self._real_images(data_dir, manual_dir), progress=True)
+    real = self._real_images(data_dir, manual_dir)
+    features = self.inception(real, progress=True)
     mu, sigma = gaussian_stats(features)
-    ref = {"features": features.astype(np.float32), "mu": mu, "sigma": sigma}
+    ref = {"features": features.astype(np.float32), "mu": mu, "sigma": sigma,
+           "image_shape": np.array(real.shape[1:])}
     _save(path, ref)
     return ref
 
@@ -163,62 +172,81 @@ class Evaluator:
 
   @property
   def image_shape(self) -> tuple[int, ...]:
-    return tuple(int(s) for s in self.reference["image_shape"])
+    """The real images' shape (``[H, W, C]``), which generated images must have."""
+    ref = self.reference if self.reference is not None else self.inception_reference
+    if "image_shape" not in ref:   # an Inception cache written before the shape was kept
+      ref["image_shape"] = np.array(self._real_images(None, None).shape[1:])
+    return tuple(int(s) for s in ref["image_shape"])
 
   def features(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """``(features, logits)`` of images (uint8 [0, 255] or float [-1, 1], NHWC)."""
+    images = self._checked(images)
+    if self.network is None:
+      raise ValueError(f"{self.dataset} has no committed classifier: its images are measured in "
+                       f"Inception space only")
+    return self.network(images)
+
+  def _checked(self, images: np.ndarray) -> np.ndarray:
     images = to_unit_range(images)
     if tuple(images.shape[1:]) != self.image_shape:
       raise ValueError(f"images have shape {images.shape[1:]}, the reference {self.dataset}/"
                        f"{self.split} images {self.image_shape}; build the Evaluator with the "
                        f"generator's image_size")
-    return self.network(images)
+    return images
 
   def evaluate(self, images: np.ndarray, with_shares: bool = False) -> dict[str, Any]:
     """FID, KID, precision, recall, classifier score and class balance of ``images``.
 
-    Returns ``{fid, kid, kid_std, precision, recall, classifier_score, class_tv, num_samples}``.
+    Returns ``{fid, kid, kid_std, precision, recall, classifier_score, class_tv, num_samples}``
+    (without ``classifier_score`` and ``class_tv`` for a dataset without a classifier).
 
     ``images``: generated images, uint8 [0, 255] or float [-1, 1], NHWC, at least
     ``k + 1`` of them (and 2 for FID); a few thousand for meaningful numbers.
     ``with_shares``: also ``class_shares``, the images' predicted-class shares
     (an array; the real split's are ``reference["class_shares"]``).
     """
-    fake, logits = self.features(images)
-    if len(fake) <= self.k:
-      raise ValueError(f"need more than k={self.k} images, got {len(fake)}")
-    reference = self.reference
+    images = self._checked(images)
+    if len(images) <= self.k:
+      raise ValueError(f"need more than k={self.k} images, got {len(images)}")
+    logits = None
+    if self.network is not None:
+      fake, logits = self.network(images)
+      reference = self.reference
     if self.inception is not None:
-      fake, reference = self.inception(to_unit_range(images), progress=True), self.inception_reference
+      fake, reference = self.inception(images, progress=True), self.inception_reference
     mu, sigma = gaussian_stats(fake)
     fid = frechet_distance(reference["mu"], reference["sigma"], mu, sigma)
     kid_mean, kid_std = kid(self.real_features, fake, self.kid_subsets, self.kid_subset_size,
                             self.seed)
     precision, recall = precision_recall(self.real_features, fake, self.k)
-    shares = class_shares(logits, len(self.reference["class_shares"]))
     result = {"fid": fid, "kid": kid_mean, "kid_std": kid_std, "precision": precision,
-              "recall": recall, "classifier_score": classifier_score(logits),
-              "class_tv": class_tv(shares, self.reference["class_shares"]),
-              "num_samples": int(len(fake))}
-    if with_shares:
-      result["class_shares"] = shares
+              "recall": recall, "num_samples": int(len(fake))}
+    if logits is not None:
+      shares = class_shares(logits, len(self.reference["class_shares"]))
+      result.update(classifier_score=classifier_score(logits),
+                    class_tv=class_tv(shares, self.reference["class_shares"]))
+      if with_shares:
+        result["class_shares"] = shares
     return result
 
   def info(self) -> dict[str, Any]:
     """What the numbers are measured against (for eval.json / logs)."""
-    return {"dataset": self.dataset, "split": self.split,
+    feats = (self.inception_reference if self.inception else self.reference)["features"]
+    info = {"dataset": self.dataset, "split": self.split,
             "image_shape": list(self.image_shape),
-            "reference_examples": int(len(self.reference["features"])),
+            "reference_examples": int(len(feats)),
             "reference_subset": int(len(self.real_features)),
             "features": self.feature_space,
             "feature_network": (self.inception or self.network).name,
             "feature_network_sha256": (self.inception or self.network).sha256,
-            "classifier": self.network.name, "classifier_sha256": self.network.sha256,
-            "classifier_accuracy_real": float(self.reference["accuracy"]),
-            "classifier_score_real": float(self.reference["classifier_score"]),
-            "class_shares_real": [float(v) for v in self.reference["class_shares"]],
             "kid_subsets": self.kid_subsets, "kid_subset_size": self.kid_subset_size, "k": self.k,
             "cache": self.inception_cache_path if self.inception else self.cache_path}
+    if self.network is not None:
+      info.update({"classifier": self.network.name, "classifier_sha256": self.network.sha256,
+                   "classifier_accuracy_real": float(self.reference["accuracy"]),
+                   "classifier_score_real": float(self.reference["classifier_score"]),
+                   "class_shares_real": [float(v) for v in self.reference["class_shares"]]})
+    return info
 
 
 def _save(path: str, arrays: dict) -> None:

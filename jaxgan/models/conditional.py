@@ -31,8 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.models.dcgan import DCGANGenerator, _levels
-from jaxgan.models.layers import CONV_IMPLS, WeightNormDense, batch_norm, dcgan_kernel_init, dcgan_scale_init, resolve_conv_impl
+from jaxgan.models.dcgan import DISCRIMINATOR_NORMS, DCGANGenerator, _levels
+from jaxgan.models.layers import (CONV_IMPLS, WeightNormDense, batch_norm, dcgan_kernel_init,
+                                  dcgan_scale_init, resolve_conv_impl, spectral_norm)
 from jaxgan.models.mlp import MLPGenerator
 
 CONDITIONINGS = ("concat", "projection")
@@ -131,12 +132,16 @@ def _dcgan_trunk(x: jax.Array, features: Sequence[int], negative_slope: float, n
   """DCGAN's stride-2 convolution stack (:class:`~jaxgan.models.dcgan.DCGANDiscriminator`
   without its last convolution), flattened: ``[N, s * s * features[-1]]``."""
   _levels(x.shape[1:], features, "discriminator")
-  if norm not in ("batch", "layer", "none"):
-    raise ValueError(f"unknown discriminator norm {norm!r}; choose one of ['batch', 'layer', 'none']")
+  if norm not in DISCRIMINATOR_NORMS:
+    raise ValueError(f"unknown discriminator norm {norm!r}; choose one of {list(DISCRIMINATOR_NORMS)}")
   conv = functools.partial(nn.Conv, kernel_init=dcgan_kernel_init,
                            conv_general_dilated=CONV_IMPLS[resolve_conv_impl(conv_impl)])
+  if norm == "spectral":
+    plain = conv
+    conv = lambda *args, **kwargs: spectral_norm(plain(*args, **kwargs), train)
   for i, f in enumerate(features):
-    x = conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)), use_bias=(i == 0 or norm == "none"))(x)
+    x = conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+             use_bias=(i == 0 or norm in ("none", "spectral")))(x)
     if i > 0 and norm == "batch":
       x = batch_norm(train, scale_init=dcgan_scale_init, axis_name=bn_axis_name)(x)
     elif i > 0 and norm == "layer":
@@ -151,11 +156,14 @@ def _label_channels(x: jax.Array, label: jax.Array, num_classes: int, embed_dim:
   return jnp.concatenate([x, jnp.broadcast_to(e[:, None, None, :], x.shape[:3] + e.shape[-1:])], -1)
 
 
-def _projection_logit(phi: jax.Array, label: jax.Array, num_classes: int) -> jax.Array:
-  """``psi(phi) + <embed(y), phi>`` (Miyato & Koyama, 2018, eq. 3)."""
-  e = nn.Embed(num_classes, phi.shape[-1], embedding_init=nn.initializers.normal(0.02),
-               name="label_projection")(jnp.asarray(label, jnp.int32))
-  return nn.Dense(1, kernel_init=dcgan_kernel_init, name="logit")(phi)[:, 0] + jnp.sum(e * phi, -1)
+def _projection_logit(phi: jax.Array, label: jax.Array, num_classes: int,
+                      spectral: bool = False, train: bool = True) -> jax.Array:
+  """``psi(phi) + <embed(y), phi>`` (Miyato & Koyama, 2018, eq. 3); ``spectral``: both layers
+  spectrally normalised (the critic's ``norm="spectral"``)."""
+  sn = (lambda layer: spectral_norm(layer, train)) if spectral else (lambda layer: layer)
+  e = sn(nn.Embed(num_classes, phi.shape[-1], embedding_init=nn.initializers.normal(0.02),
+                  name="label_projection"))(jnp.asarray(label, jnp.int32))
+  return sn(nn.Dense(1, kernel_init=dcgan_kernel_init, name="logit"))(phi)[:, 0] + jnp.sum(e * phi, -1)
 
 
 class ConditionalMLPDiscriminator(nn.Module):
@@ -208,9 +216,11 @@ class ConditionalDCGANDiscriminator(nn.Module):
       x = _label_channels(x, label, self.num_classes, self.embed_dim)
     phi = _dcgan_trunk(x, self.features, self.negative_slope, self.norm, self.conv_impl,
                        self.bn_axis_name, train)
+    spectral = self.norm == "spectral"
     if self.conditioning == "concat":
-      return nn.Dense(1, kernel_init=dcgan_kernel_init, name="logit")(phi)[:, 0]
-    return _projection_logit(phi, label, self.num_classes)
+      logit = nn.Dense(1, kernel_init=dcgan_kernel_init, name="logit")
+      return (spectral_norm(logit, train) if spectral else logit)(phi)[:, 0]
+    return _projection_logit(phi, label, self.num_classes, spectral, train)
 
 
 class ACGANDiscriminator(nn.Module):

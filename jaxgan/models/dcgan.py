@@ -24,7 +24,7 @@ def _levels(image_shape: Sequence[int], features: Sequence[int], who: str) -> in
   return h // (2 ** n)
 
 
-_NORMS = ("batch", "layer", "spectral", "none")
+DISCRIMINATOR_NORMS = ("batch", "layer", "spectral", "none")
 
 
 class DCGANGenerator(nn.Module):
@@ -79,8 +79,8 @@ class DCGANDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     s = _levels(x.shape[1:], self.features, "discriminator")
-    if self.norm not in _NORMS:
-      raise ValueError(f"unknown discriminator norm {self.norm!r}; choose one of {list(_NORMS)}")
+    if self.norm not in DISCRIMINATOR_NORMS:
+      raise ValueError(f"unknown discriminator norm {self.norm!r}; choose one of {list(DISCRIMINATOR_NORMS)}")
     conv = functools.partial(nn.Conv, kernel_init=dcgan_kernel_init,
                              conv_general_dilated=CONV_IMPLS[resolve_conv_impl(self.conv_impl)])
     if self.norm == "spectral":

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import load_config
+from jaxgan import data as data_lib
 from jaxgan import trainer
 from jaxgan.config import override
 from jaxgan.data import DataError, photo, prepare, tfds_data
@@ -156,3 +157,23 @@ def test_unknown_celeba_attribute_is_named(tmp_path):
   config.stargan.attributes = "Blond_Hair,Purple_Hair"
   with pytest.raises(ConfigError, match="Purple_Hair.*Black_Hair"):
     trainer.train_and_evaluate(config, str(tmp_path / "run"))
+
+
+def test_celeba_faces_without_labels_feed_the_image_families(mock_photos, tmp_path):
+  """``jaxgan.data.load("celeb_a", ...)``: the same crop and resize, kept as uint8 (memory-mapped),
+  batches float32 in [-1, 1]; a fraction of it and a missing image_size behave."""
+  data_dir = str(tmp_path)
+  data = data_lib.load("celeb_a", "train", 16, data_dir=data_dir)
+  same = photo.celeb_a(16, data_dir=data_dir)
+  assert data.images.dtype == np.uint8 and data.example_shape == (16, 16, 3)
+  np.testing.assert_array_equal(data.images, same.images)
+  assert data.num_classes == 0
+  batch = data.batch(8, seed=0, i=0)["image"]
+  assert batch.dtype == np.float32 and batch.shape == (8, 16, 16, 3)
+  assert -1.0 <= batch.min() and batch.max() <= 1.0 and batch.std() > 0
+  levels = (batch + 1) * 127.5                                  # the uint8 values, converted
+  np.testing.assert_allclose(levels, np.round(levels), atol=1e-4)
+  half = data_lib.subset(data, 0.5)
+  assert len(half.images) == 12 and half.images.dtype == np.uint8
+  with pytest.raises(data_lib.DataError, match="celeb_a needs config.image_size"):
+    data_lib.load("celeb_a", "train", 0, data_dir=data_dir)

@@ -169,3 +169,32 @@ def test_the_evaluator_measures_in_inception_space(network, mock_fmnist, tmp_pat
                                                  os.path.basename(evaluator.inception_cache_path)])
   with pytest.raises(ValueError, match="features must be one of"):
     Evaluator("fashion_mnist", 32, cache_dir=str(tmp_path), features="inceptoin")
+
+
+def test_colour_datasets_without_a_classifier_are_measured_in_inception_space(network, tmp_path,
+                                                                              monkeypatch):
+  """CIFAR-10 (3 channels, no committed classifier): FID, KID and precision/recall in Inception
+  space; the classifier's numbers are left out, and the classifier space is refused."""
+  import tensorflow_datasets as tfds
+  from jaxgan import data as data_lib
+  from jaxgan.data import tfds_data
+  from jaxgan.evaluate import format_table
+  from jaxgan.metrics import Evaluator, WeightsError, frechet_distance, gaussian_stats
+  monkeypatch.setattr(tfds_data, "_reachable", lambda *a, **k: True)
+  monkeypatch.delenv("JAXGAN_MANUAL_DIR", raising=False)
+  with tfds.testing.mock_data(num_examples=24):
+    evaluator = Evaluator("cifar10", 32, num_samples=24, cache_dir=str(tmp_path),
+                          features="inception", inception=network)
+    real = data_lib.load("cifar10", "test", 32).images
+    with pytest.raises(WeightsError, match="no feature network 'cifar10'"):
+      Evaluator("cifar10", 32, cache_dir=str(tmp_path))
+  assert real.shape[1:] == (32, 32, 3) and evaluator.image_shape == (32, 32, 3)
+  images = real[:12][::-1]
+  result = evaluator.evaluate(images)
+  assert set(result) == {"fid", "kid", "kid_std", "precision", "recall", "num_samples"}
+  ref = evaluator.inception_reference
+  want = frechet_distance(ref["mu"], ref["sigma"], *gaussian_stats(network(images)))
+  assert result["fid"] == pytest.approx(want, rel=1e-6)
+  table = format_table({"workdir": "run", "step": 1, "num_samples": 12, "metrics": result,
+                        "reference": evaluator.info(), "class_shares": []})
+  assert "FID" in table and "classifier" not in table
