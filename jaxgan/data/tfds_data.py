@@ -213,8 +213,6 @@ def load(name: str, split: str = "train", image_size: int | None = None,
   e.g. one process's share in a multi-process run; ``ImageData.split`` then
   reads ``"train[i*k:(i+1)*k]"``.
   """
-  if name == "celeb_a":
-    return _celeb_a(split, image_size, data_dir, manual_dir, part)
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")  # tf.data only; keep accelerators for JAX
   tfds = _tfds()
@@ -267,26 +265,6 @@ def subset(data: ImageData, fraction: float, seed: int = 0) -> ImageData:
   return ImageData(images=data.images[keep], labels=data.labels[keep], num_classes=data.num_classes,
                    name=data.name, split=data.split,
                    subset=f"{len(keep)} of {n} examples (fraction {fraction:g}, seed {seed})")
-
-
-def _celeb_a(split: str, image_size: int | None, data_dir: str | None, manual_dir: str | None,
-             part: tuple[int, int]) -> ImageData:
-  """CelebA's faces without labels, center-cropped to 178 and resized to ``image_size`` (the
-  StarGAN / GAN-benchmark preprocessing), as uint8 memory-mapped from a cache next to the tfds
-  build (:func:`jaxgan.data.photo.decode`; 162,770 train faces at 64 px are 2 GB); batches are
-  converted to float32 in [-1, 1] as they are drawn."""
-  from jaxgan.data import photo
-  if not image_size:
-    raise DataError("celeb_a needs config.image_size (e.g. 64): its 218x178 photos are "
-                    "center-cropped to 178 and resized to a square side")
-  images, _ = photo.decode("celeb_a", split, int(image_size), data_dir, manual_dir)
-  index, count = part
-  if count > 1:
-    per = len(images) // count
-    images = images[index * per:(index + 1) * per]
-    split = f"{split}[{index * per}:{(index + 1) * per}]"
-  return ImageData(images=images, labels=np.zeros(len(images), np.int32), num_classes=0,
-                   name="celeb_a", split=split)
 
 
 def as_float(images: np.ndarray) -> np.ndarray:
