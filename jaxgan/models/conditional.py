@@ -243,8 +243,10 @@ class ACGANDiscriminator(nn.Module):
   def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
     _check_classes(self.num_classes)
     phi = _trunk(self, x, train)
-    source = nn.Dense(1, kernel_init=dcgan_kernel_init, name="source")(phi)[:, 0]
-    classes = nn.Dense(self.num_classes, kernel_init=dcgan_kernel_init, name="classes")(phi)
+    # norm="spectral" normalises the heads as well as the trunk.
+    sn = (lambda layer: spectral_norm(layer, train)) if self.norm == "spectral" else (lambda l: l)
+    source = sn(nn.Dense(1, kernel_init=dcgan_kernel_init, name="source"))(phi)[:, 0]
+    classes = sn(nn.Dense(self.num_classes, kernel_init=dcgan_kernel_init, name="classes"))(phi)
     return source, classes
 
 

@@ -167,10 +167,14 @@ def test_resnet_sizes_are_checked_with_the_fix():
     d.init(jax.random.PRNGKey(0), jnp.ones((1, 32, 32, 1)))
 
 
-def test_the_conditional_dcgan_critic_normalises_every_layer_with_norm_spectral():
-  _, d = build_models("cgan_dcgan", (32, 32, 1), 8, {}, {"norm": "spectral"}, num_classes=10)
-  v = d.init(jax.random.PRNGKey(0), jnp.ones((2, 32, 32, 1)), jnp.zeros(2, jnp.int32))
+@pytest.mark.parametrize("model,layers", [("cgan_dcgan", 5), ("acgan", 5)])
+def test_the_label_aware_dcgan_critics_normalise_every_layer_with_norm_spectral(model, layers):
+  """cGAN: 3 convolutions, the projection's embedding and its Dense; ACGAN: 3 convolutions and
+  the source and class heads."""
+  _, d = build_models(model, (32, 32, 1), 8, {}, {"norm": "spectral"}, num_classes=10)
+  args = (jnp.ones((2, 32, 32, 1)),) + ((jnp.zeros(2, jnp.int32),) if model == "cgan_dcgan" else ())
+  v = d.init(jax.random.PRNGKey(0), *args)
   kernels = [p for p, _ in jax.tree.leaves_with_path(v["params"])
              if jax.tree_util.keystr(p).endswith(("['kernel']", "['embedding']"))]
   us = [p for p, _ in jax.tree.leaves_with_path(v["batch_stats"]) if "/u" in jax.tree_util.keystr(p)]
-  assert len(kernels) == len(us) == 5   # 3 convolutions, the projection's embedding and its Dense
+  assert len(kernels) == len(us) == layers
