@@ -121,6 +121,43 @@ def sngan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   return config
 
 
+def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Puts StackGAN (Zhang et al., 2017) into ``config`` at the CPU sizes (text -> 16x16 -> 32x32);
+  shared by the StackGAN recipes. The paper's setting otherwise: a 128-d conditioning-augmentation
+  code with the KL term weighted 2, Adam(2e-4, b1=0.5) halved every ``lr_decay_steps`` updates;
+  widths cut for a CPU (the paper's GF_DIM / DF_DIM: 128 / 64)."""
+  config.model = "stackgan"
+  config.image_size = 32                   # Stage II's size
+  config.latent_dim = 100
+  config.loss = "nonsaturating"
+  config.learning_rate = 2e-4
+  config.b1, config.b2 = 0.5, 0.999
+  config.batch_size = 64
+  config.generator = ml_collections.ConfigDict(
+      {"width": 32, "stage2_width": 32, "residual_blocks": 2})
+  config.discriminator = ml_collections.ConfigDict({"width": 32, "stage2_width": 32})
+  config.stackgan = ml_collections.ConfigDict({
+      "stage1_size": 16,
+      # Stage I for the first half of the run, then Stage II ("// 2" keeps the split when
+      # num_steps alone is overridden; set stage1_steps itself for another split).
+      "stage1_steps": config.get_ref("num_steps") // 2,
+      "kl_weight": 2.0,
+      "condition_dim": 128,
+      "embedding_dim": 384,                # all-MiniLM-L6-v2
+      "lr_decay_steps": 2000,              # halve the rates every this many updates of a network
+      "captions_per_image": 5,
+      "caption_seed": 0,
+      "text_encoder": "",                  # a model directory ('' = $JAXGAN_TEXT_ENCODER, the pip package)
+      "folder": "",                        # dataset='caption_folder': the folder with captions.jsonl
+      "grid_captions": (),                 # the sample grid's captions ('' = test captions)
+      "eval_samples": 1000,                # held-out captions scored per evaluation
+  })
+  config.num_steps = 6000
+  config.sample_every = 500
+  config.eval_every = 1000
+  return config
+
+
 def override(config: ml_collections.ConfigDict, overrides) -> ml_collections.ConfigDict:
   """Sets dotted keys (``{"discriminator.pack": 2}``) of ``config`` in place, as
   ``--config.discriminator.pack=2`` would, and returns it.

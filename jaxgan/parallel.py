@@ -88,14 +88,15 @@ def with_sync_batchnorm(module: nn.Module, axis_name: str | None) -> nn.Module:
 
 
 def mapped_body(body: Callable, axis_name: str) -> Callable:
-  """``body(state, batch, axis_name=...)`` run with sync BatchNorm; the state's modules are restored."""
+  """``body(state, batch, axis_name=...)`` run with sync BatchNorm in every network the state
+  holds; the state's modules are restored."""
 
   def run(state: GANState, batch):
-    g, d = state.generator, state.discriminator
-    mapped = state.replace(generator=with_sync_batchnorm(g, axis_name),
-                           discriminator=with_sync_batchnorm(d, axis_name))
+    modules = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+               if isinstance(getattr(state, f.name), nn.Module)}   # every network of the state
+    mapped = state.replace(**{k: with_sync_batchnorm(m, axis_name) for k, m in modules.items()})
     new, metrics = body(mapped, batch, axis_name=axis_name)
-    return new.replace(generator=g, discriminator=d), metrics
+    return new.replace(**modules), metrics
 
   return run
 

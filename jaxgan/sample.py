@@ -110,18 +110,26 @@ def sample_with_labels(workdir: str, num: int, seed: int = 0, step: int | None =
 
 def draw(workdir: str, num: int, seed: int = 0, step: int | None = None, batch_size: int = 500,
          best: bool = False, label: int | None = None, truncation: float | None = None,
-         interpolate: int = 0, raw: bool = False):
+         interpolate: int = 0, raw: bool = False, caption: str | None = None):
   """What the run's family draws for ``num`` samples of ``workdir``'s checkpoint
   (:meth:`jaxgan.families.Family.draw`: generated images, or a translation run's figure rows;
-  ``truncation`` and ``interpolate`` as there)."""
+  ``truncation`` and ``interpolate`` as there; ``caption``: a text-to-image run's images of it)."""
   from jaxgan import families
   from jaxgan.generation import check_truncation
   check_truncation(truncation)
   if interpolate and interpolate < 2:
     raise SampleError(f"--interpolate {interpolate}: an interpolation needs at least 2 steps")
   state, config, _ = load_generator(workdir, step, best, raw)
-  return families.for_config(config).draw(state, config, num, seed, batch_size, label,
-                                          truncation=truncation, interpolate=interpolate)
+  family = families.for_config(config)
+  extra = {}
+  if caption is not None:
+    if not family.takes_captions:
+      takers = sorted(f.name for f in families.FAMILIES.values() if f.takes_captions)
+      raise SampleError(f"--caption: the {family.name} family is not text-conditioned (only "
+                        f"{', '.join(takers)} runs take a caption); leave --caption out")
+    extra["caption"] = caption
+  return family.draw(state, config, num, seed, batch_size, label, truncation=truncation,
+                     interpolate=interpolate, **extra)
 
 
 def save_drawing(drawing, out: str) -> tuple[str, str]:
@@ -153,6 +161,8 @@ def define_flags() -> None:
   flags.DEFINE_integer("interpolate", 0, "Instead of --num samples, N images along the great "
                        "circle (slerp) between two latents of --seed, as one PNG row "
                        "(default <workdir>/interpolation.npz).")
+  flags.DEFINE_string("caption", None, "Text-to-image runs (StackGAN): --num images of this caption, "
+                      "e.g. \"a thick blue seven\" (default: the test split's captions in turn).")
 
 
 def fail(message: str, code: int = 2):
@@ -181,7 +191,8 @@ def main(argv):
     default = "interpolation.npz" if FLAGS.interpolate else "samples.npz"
     drawing = draw(FLAGS.workdir, FLAGS.num, FLAGS.seed, FLAGS.step, FLAGS.batch_size, FLAGS.best,
                    FLAGS["label"].value if "label" in FLAGS else None,
-                   truncation=FLAGS.truncation, interpolate=FLAGS.interpolate, raw=FLAGS.raw)
+                   truncation=FLAGS.truncation, interpolate=FLAGS.interpolate, raw=FLAGS.raw,
+                   caption=FLAGS.caption)
     out, png = save_drawing(drawing, FLAGS.out or os.path.join(FLAGS.workdir, default))
   except JaxganError as e:
     fail(str(e))

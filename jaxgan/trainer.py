@@ -8,6 +8,7 @@ one are the only writers of a run directory (hooks return what to keep).
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import os
@@ -74,9 +75,9 @@ class _Runner:
   """
 
   def __init__(self, family: families.Family, config: ml_collections.ConfigDict, devices: list,
-               process_local: bool = False):
+               process_local: bool = False, phase: int = 0):
     n_critic = family.step_options(config)["n_critic"]
-    body = family.step_body(config)
+    body = family.phase_body(config, phase)
     self.process_local = process_local
     self.steps_per_call = k = int(config.get("steps_per_call", 1))
     self.batch_axis = parallel.batch_axis(n_critic, k)
@@ -171,8 +172,17 @@ def _train(config: ml_collections.ConfigDict, family: families.Family, devices: 
   state = family.prepare_state(config, state, data)  # e.g. a data-dependent initialisation
   meta = family.model_meta(config, image_shape)
   n_critic = family.step_options(config)["n_critic"]
-  runner = _Runner(family, config, devices, process_local)
+  # A family whose step changes during the run (phases(), e.g. StackGAN's Stage II) gets one
+  # compiled step per phase; a fused call never crosses a phase boundary.
+  boundaries = tuple(family.phases(config))
+  runners = [_Runner(family, config, devices, process_local, phase)
+             for phase in range(len(boundaries) + 1)]
+  phase_of = lambda step: bisect.bisect_right(boundaries, step)  # noqa: E731
+  runner = runners[0]
   per_call = runner.steps_per_call
+  if any(b % per_call for b in boundaries):
+    raise ConfigError(f"config.steps_per_call={per_call} does not divide the steps where the "
+                      f"{family.name} step changes ({list(boundaries)}); choose a divisor of them")
 
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
   try:
@@ -242,6 +252,7 @@ def _train(config: ml_collections.ConfigDict, family: families.Family, devices: 
   if process_local:  # every process says which part of the data it reads
     pbar.write(f"process {jax.process_index()}: reads {data.name}/{data.split}, feeds "
                f"{local_batch} examples per batch")
+  runner = runners[phase_of(start)]
   state = runner.place(state)
   window: list[dict] = []
   t_window, n_window = time.perf_counter(), 0
@@ -254,6 +265,7 @@ def _train(config: ml_collections.ConfigDict, family: families.Family, devices: 
     with _SignalCatcher() as signals:
       batches = stacked_batches(stacked_batches(iter(stream), n_critic), per_call)
       while step < config.num_steps:
+        runner = runners[phase_of(step)]
         state, metrics = runner(state, next(batches))
         prev, step = step, step + per_call
         crossed = lambda every: every > 0 and step // every > prev // every  # noqa: E731

@@ -34,6 +34,33 @@ def make_grid(images: np.ndarray, ncols: int | None = None, pad: int = 2) -> np.
   return grid
 
 
+def captioned_rows(rows: Sequence[np.ndarray], captions: Sequence[str],
+                   headers: Sequence[str] = (), scale: int = 3) -> np.ndarray:
+  """One uint8 RGB picture: each uint8 ``[H, W, C]`` row picture (all of one size) up-scaled
+  ``scale`` times, its caption written to its left; ``headers`` above equal parts of the rows
+  (e.g. "Stage I", "Stage II")."""
+  rows = [np.asarray(r).repeat(scale, 0).repeat(scale, 1) for r in rows]
+  rows = [np.repeat(r, 3, axis=-1) if r.shape[-1] == 1 else r for r in rows]
+  h, w = rows[0].shape[:2]
+  dpi, text_w, head_h = 100, 300, (24 if headers else 0)
+  fig = plt.figure(figsize=((text_w + w) / dpi, (len(rows) * h + head_h) / dpi), dpi=dpi)
+  total_h = len(rows) * h + head_h
+  for i, (row, caption) in enumerate(zip(rows, captions)):
+    bottom = 1 - (head_h + (i + 1) * h) / total_h
+    ax = fig.add_axes([text_w / (text_w + w), bottom, w / (text_w + w), h / total_h])
+    ax.imshow(row, interpolation="nearest")
+    ax.axis("off")
+    fig.text(0.01, bottom + 0.5 * h / total_h, caption, fontsize=9, va="center", ha="left",
+             wrap=True)
+  for j, header in enumerate(headers):
+    x = (text_w + (j + 0.5) * w / len(headers)) / (text_w + w)
+    fig.text(x, 1 - 0.5 * head_h / total_h, header, fontsize=10, ha="center", va="center")
+  fig.canvas.draw()
+  picture = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+  plt.close(fig)
+  return picture
+
+
 def save_picture(image: np.ndarray, path: str, scale: int = 1) -> None:
   """Writes a uint8 ``[H, W, C]`` picture as a PNG, nearest-neighbour up-scaled ``scale`` times."""
   big = np.asarray(image).repeat(scale, 0).repeat(scale, 1)

@@ -18,12 +18,13 @@ from jaxgan.families.began import BEGAN
 from jaxgan.families.conditional import ACGAN, CGAN
 from jaxgan.families.gan import GAN
 from jaxgan.families.sgan import SGAN
+from jaxgan.families.stackgan import StackGAN
 from jaxgan.families.toy import Toy2D
 from jaxgan.families.translation import CycleGAN, StarGAN
 
 # One instance per family; its ``models`` are the config.model values it trains.
 FAMILIES: dict[str, Family] = {f.name: f for f in (
-    GAN(), BEGAN(), CGAN(), ACGAN(), SGAN(), CycleGAN(), StarGAN(), Toy2D(),
+    GAN(), BEGAN(), CGAN(), ACGAN(), SGAN(), CycleGAN(), StarGAN(), Toy2D(), StackGAN(),
 )}
 
 MODELS: dict[str, Family] = {m: f for f in FAMILIES.values() for m in f.models}

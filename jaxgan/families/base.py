@@ -10,6 +10,7 @@ A family owns, for the runs whose ``config.model`` it lists in :attr:`Family.mod
 ``model_meta(config, shape)`` what a checkpoint must agree on to be resumed
 ``step_options(config)``      the trainer's options (``n_critic`` stacks batches)
 ``step_body(config)``         the pure step ``body(state, batch, *, axis_name=None)``
+                              (``phases`` / ``phase_body``: a step that changes during the run)
 ``hooks(config, ...)``        what the loop does besides stepping (pictures, evaluations)
 ``draw(state, config, ...)``  what ``python -m jaxgan.sample`` writes for a checkpoint
 ============================  =============================================================
@@ -108,6 +109,8 @@ class Family:
   # The generic options (:data:`GENERIC_OPTIONS`) its data, state and step honour; a run that sets
   # another to a value other than its default is refused (jaxgan.families.check).
   honours: frozenset[str] = frozenset({"augment", "data.fraction", "dtype"})
+  # Whether ``draw`` takes ``caption=`` (text-to-image families; ``jaxgan.sample --caption``).
+  takes_captions: bool = False
 
   # -- config -------------------------------------------------------------------------------
   def check_config(self, config: ml_collections.ConfigDict) -> None:
@@ -221,6 +224,16 @@ class Family:
     """The un-jitted step ``body(state, batch, *, axis_name=None) -> (state, metrics)``."""
     options = dict(self.step_options(config), loss=config.loss)
     return cached_body(steps.make_train_step, tuple(sorted(options.items())))
+
+  def phases(self, config: ml_collections.ConfigDict) -> tuple[int, ...]:
+    """The steps at which the step body changes, ascending (StackGAN's start of Stage II);
+    ``()``: one body for the whole run. The trainer compiles one step per phase."""
+    return ()
+
+  def phase_body(self, config: ml_collections.ConfigDict, phase: int) -> StepBody:
+    """The step body of ``phase`` (0 until the first of :meth:`phases`, 1 after it, ...);
+    :meth:`step_body` for a family with one phase."""
+    return self.step_body(config)
 
   # -- outputs ------------------------------------------------------------------------------
   def hooks(self, config: ml_collections.ConfigDict, data,

@@ -1,0 +1,192 @@
+"""StackGAN's networks (Zhang, Xu, Li, Zhang, Wang, Huang & Metaxas, 2017, "StackGAN: Text to
+Photo-realistic Image Synthesis with Stacked Generative Adversarial Networks").
+
+Text in, a low-resolution image first (Stage I), then a stage that reads that image and the
+text again and refines it to four (or two) times the size (Stage II). The layers follow the
+paper's released code:
+
+- :class:`ConditioningAugmentation` (sec. 3.1): a fully connected layer and a ReLU give
+  ``[mu, log sigma^2]`` of the text embedding; the condition is ``c = mu + sigma * eps`` with
+  ``eps ~ N(0, I)`` drawn from the ``"condition"`` PRNG stream, so that a caption stands for a
+  neighbourhood of conditions (the KL term that keeps it near ``N(0, I)`` is the step's).
+- :class:`Stage1Generator`: ``[z, c]`` -> fully connected to ``4 x 4 x 8w`` (BatchNorm, ReLU),
+  then blocks of nearest-neighbour 2x up-sampling + 3x3 convolution + BatchNorm + ReLU, halving the
+  channels, up to ``size``; a 3x3 convolution and tanh give the image.
+- :class:`Stage2Generator`: encodes the Stage-I image down 4x (3x3 conv + ReLU, two stride-2 4x4
+  convs with BatchNorm), joins its own CA code tiled over the grid (3x3 conv, BatchNorm, ReLU),
+  ``residual_blocks`` residual blocks, then up-sampling blocks to ``size``.
+- :class:`StackDiscriminator` (both stages): stride-2 4x4 convolutions (BatchNorm after the first,
+  LeakyReLU 0.2) down to 4x4, widths doubling from ``width``; past ``8 * width`` 3x3 convolutions
+  bring the width back to ``8 * width`` (the Stage-II critic at 256x256). Its *conditional* head
+  joins the condition tiled over the 4x4 grid (3x3 conv, BatchNorm, LeakyReLU, then a 4x4 conv to
+  one logit); Stage II adds an *unconditional* head (a 4x4 conv on the image code alone).
+  Mismatched (image, text) pairs go through the conditional head of the same pass.
+
+Widths: the reference's ``GF_DIM`` / ``DF_DIM`` are ``width`` here; Stage I's generator starts at
+``8 * width`` channels (the reference's ``ngf = GF_DIM * 8``). Weights ~ N(0, 0.02), BatchNorm
+scales ~ N(1, 0.02) (the reference's ``weights_init``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxgan.models.layers import batch_norm, dcgan_kernel_init, dcgan_scale_init
+
+
+def _conv(features: int, kernel: int = 3, stride: int = 1, bias: bool = False,
+          name: str | None = None) -> nn.Conv:
+  """A PyTorch-padded convolution: 3x3 stride 1 keeps the size, 4x4 stride 2 halves it."""
+  pad = 1
+  return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
+                 use_bias=bias, kernel_init=dcgan_kernel_init, name=name)
+
+
+def _bn(train: bool, axis_name: str | None) -> nn.BatchNorm:
+  return batch_norm(train, scale_init=dcgan_scale_init, axis_name=axis_name)
+
+
+def _upsample(x: jax.Array) -> jax.Array:
+  """Nearest-neighbour 2x up-sampling (``nn.Upsample(scale_factor=2, mode="nearest")``)."""
+  return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def _steps(ratio: float, what: str) -> int:
+  """``log2(ratio)`` for a power of two >= 1, else a ``ValueError`` naming ``what``."""
+  n = math.log2(ratio) if ratio > 0 else -1
+  if n < 0 or n != int(n):
+    raise ValueError(f"{what} must be a power of two times the smaller size (got a ratio {ratio:g})")
+  return int(n)
+
+
+class ConditioningAugmentation(nn.Module):
+  """``(c, mu, log sigma^2)`` of a text embedding (StackGAN sec. 3.1; ``c = mu + sigma * eps``).
+
+  ``sample=False`` returns ``c = mu`` (no ``"condition"`` stream needed)."""
+  condition_dim: int = 128
+
+  @nn.compact
+  def __call__(self, embedding: jax.Array, sample: bool = True):
+    x = nn.relu(nn.Dense(2 * self.condition_dim, kernel_init=dcgan_kernel_init, name="fc")(embedding))
+    mu, logvar = x[:, :self.condition_dim], x[:, self.condition_dim:]
+    if not sample:
+      return mu, mu, logvar
+    eps = jax.random.normal(self.make_rng("condition"), mu.shape, mu.dtype)
+    return mu + jnp.exp(0.5 * logvar) * eps, mu, logvar
+
+
+def _up_block(x: jax.Array, features: int, train: bool, axis_name: str | None) -> jax.Array:
+  x = _conv(features)(_upsample(x))
+  return nn.relu(_bn(train, axis_name)(x))
+
+
+class Stage1Generator(nn.Module):
+  """``G_0(z, text) -> (image [N, size, size, channels], mu, log sigma^2)``."""
+  size: int = 64
+  channels: int = 3
+  width: int = 128            # the reference's GF_DIM (Stage I starts at 8 * width channels)
+  latent_dim: int = 100
+  condition_dim: int = 128
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, z: jax.Array, embedding: jax.Array, train: bool = True,
+               sample_condition: bool = True):
+    c, mu, logvar = ConditioningAugmentation(self.condition_dim, name="ca")(embedding,
+                                                                            sample_condition)
+    n_up = _steps(self.size / 4, "Stage I's image size (a multiple of 4)")
+    ngf = 8 * self.width
+    h = nn.Dense(4 * 4 * ngf, use_bias=False, kernel_init=dcgan_kernel_init)(
+        jnp.concatenate([z.astype(c.dtype), c], axis=-1))
+    h = nn.relu(_bn(train, self.bn_axis_name)(h)).reshape(-1, 4, 4, ngf)
+    for i in range(n_up):
+      h = _up_block(h, max(ngf // 2 ** (i + 1), 1), train, self.bn_axis_name)
+    return jnp.tanh(_conv(self.channels)(h)), mu, logvar
+
+
+class _ResBlock(nn.Module):
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    h = nn.relu(_bn(train, self.bn_axis_name)(_conv(x.shape[-1])(x)))
+    h = _bn(train, self.bn_axis_name)(_conv(x.shape[-1])(h))
+    return nn.relu(h + x)
+
+
+class Stage2Generator(nn.Module):
+  """``G(stage-I image, text) -> (image [N, size, size, channels], mu, log sigma^2)``; the
+  Stage-I image (``in_size`` square) is an input: the family holds Stage I fixed."""
+  size: int = 256
+  in_size: int = 64
+  channels: int = 3
+  width: int = 128            # the reference's GF_DIM
+  condition_dim: int = 128
+  residual_blocks: int = 4    # the reference's R_NUM
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, image: jax.Array, embedding: jax.Array, train: bool = True,
+               sample_condition: bool = True):
+    if self.in_size % 4:
+      raise ValueError(f"Stage II reads a Stage-I image whose size divides by 4, not {self.in_size}")
+    n_up = _steps(self.size / (self.in_size // 4), "Stage II's image size")
+    ngf, ax = self.width, self.bn_axis_name
+    h = nn.relu(_conv(ngf)(image))
+    h = nn.relu(_bn(train, ax)(_conv(2 * ngf, 4, 2)(h)))
+    h = nn.relu(_bn(train, ax)(_conv(4 * ngf, 4, 2)(h)))
+    c, mu, logvar = ConditioningAugmentation(self.condition_dim, name="ca")(embedding,
+                                                                            sample_condition)
+    tiled = jnp.broadcast_to(c[:, None, None, :], (*h.shape[:3], c.shape[-1])).astype(h.dtype)
+    h = nn.relu(_bn(train, ax)(_conv(4 * ngf)(jnp.concatenate([h, tiled], axis=-1))))
+    for _ in range(self.residual_blocks):
+      h = _ResBlock(ax)(h, train)
+    for i in range(n_up):
+      h = _up_block(h, max(4 * ngf // 2 ** (i + 1), 1), train, ax)
+    return jnp.tanh(_conv(self.channels)(h)), mu, logvar
+
+
+class StackDiscriminator(nn.Module):
+  """``D(x, c, c_wrong=None) -> {"cond", "wrong", "uncond"}`` logits ``[N]`` (StackGAN's D_0 / D).
+
+  ``cond``: the image with its condition ``c``; ``wrong``: the same images with the conditions
+  ``c_wrong`` (mismatched text; None when not given); ``uncond`` (``unconditional=True``, Stage
+  II): the image alone (None otherwise)."""
+  width: int = 64             # the reference's DF_DIM
+  unconditional: bool = False
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, c: jax.Array, c_wrong: jax.Array | None = None,
+               train: bool = True) -> dict:
+    n_down = _steps(x.shape[1] / 4, "the discriminator's image size (a multiple of 4)")
+    ax = self.bn_axis_name
+    h = x
+    for i in range(n_down):
+      h = _conv(self.width * 2 ** i, 4, 2)(h)
+      if i:
+        h = _bn(train, ax)(h)
+      h = nn.leaky_relu(h, 0.2)
+    feats = h.shape[-1]
+    while feats > 8 * self.width:
+      feats //= 2
+      h = nn.leaky_relu(_bn(train, ax)(_conv(feats)(h)), 0.2)
+    out = {"cond": None, "wrong": None, "uncond": None}
+    conds = c if c_wrong is None else jnp.concatenate([c, c_wrong])
+    pairs = h if c_wrong is None else jnp.concatenate([h, h])
+    tiled = jnp.broadcast_to(conds[:, None, None, :], (*pairs.shape[:3], conds.shape[-1]))
+    g = _conv(feats, name="cond_conv")(jnp.concatenate([pairs, tiled.astype(h.dtype)], axis=-1))
+    g = nn.leaky_relu(_bn(train, ax)(g), 0.2)
+    logits = nn.Conv(1, (4, 4), (4, 4), padding="VALID", kernel_init=dcgan_kernel_init,
+                     name="cond_logits")(g).reshape(-1)
+    out["cond"] = logits[:x.shape[0]]
+    if c_wrong is not None:
+      out["wrong"] = logits[x.shape[0]:]
+    if self.unconditional:
+      out["uncond"] = nn.Conv(1, (4, 4), (4, 4), padding="VALID", kernel_init=dcgan_kernel_init,
+                              name="uncond_logits")(h).reshape(-1)
+    return out

@@ -1,0 +1,128 @@
+"""The StackGAN family through the trainer and jaxgan.sample: both stages in one run, exact
+resume, sampling from a caption, the caption measures and the config errors."""
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import MANUAL_DIR, _need_raw, load_config, read_metrics
+from jaxgan import families, sample, trainer
+from jaxgan.errors import ConfigError, JaxganError
+from jaxgan.generation import SampleError
+
+
+def tiny_stackgan(num_steps=4, stage1_steps=2):
+  config = load_config("stackgan_mnist")
+  config.generator.width, config.generator.stage2_width, config.generator.residual_blocks = 2, 2, 1
+  config.discriminator.width, config.discriminator.stage2_width = 2, 2
+  config.stackgan.condition_dim = 8
+  config.latent_dim = 8
+  config.batch_size = 8
+  config.num_steps, config.log_every = num_steps, 1
+  config.stackgan.stage1_steps = stage1_steps
+  config.sample_every, config.checkpoint_every, config.eval_every = 1000, 2, 0
+  config.progress = False
+  return config
+
+
+@pytest.fixture
+def mock_mnist(mock_fmnist, monkeypatch, tmp_path):
+  monkeypatch.delenv("JAXGAN_MANUAL_DIR", raising=False)
+  monkeypatch.setenv("JAXGAN_CACHE_DIR", str(tmp_path / "cache"))
+  yield
+
+
+def _params(state):
+  return jax.device_get((state.g_params, state.d_params, state.g_batch_stats, state.d_batch_stats))
+
+
+def test_one_run_trains_stage1_then_stage2_and_resumes_exactly(mock_mnist, tmp_path):
+  config = tiny_stackgan()
+  whole = trainer.train_and_evaluate(config, str(tmp_path / "whole"))
+  stages = [r["stage"] for r in read_metrics(tmp_path / "whole") if "stage" in r]
+  assert stages == [1.0, 1.0, 2.0, 2.0]
+  assert (tmp_path / "whole" / "samples" / "final.png").exists()
+
+  half = tiny_stackgan()
+  half.num_steps = 2                       # Stage I only, then resumed into Stage II
+  half.stackgan.stage1_steps = 2
+  trainer.train_and_evaluate(half, str(tmp_path / "split"))
+  resumed = trainer.train_and_evaluate(config, str(tmp_path / "split"))
+  jax.tree.map(np.testing.assert_array_equal, _params(whole), _params(resumed))
+
+  # Stage I is frozen through Stage II: the run's Stage-I networks are those of step 2.
+  first = trainer.train_and_evaluate(tiny_stackgan(2, 2), str(tmp_path / "first"))
+  for a, b in zip(_params(first), _params(whole)):
+    jax.tree.map(np.testing.assert_array_equal, a["stage1"], b["stage1"])
+
+  drawing = sample.draw(str(tmp_path / "whole"), 5, caption="a thick blue seven")
+  assert drawing.arrays["images"].shape == (5, 32, 32, 3)
+  assert drawing.arrays["stage1_images"].shape == (5, 16, 16, 3)
+  assert set(drawing.arrays["captions"]) == {"a thick blue seven"}
+  again = sample.draw(str(tmp_path / "whole"), 5, caption="a thick blue seven")
+  np.testing.assert_array_equal(drawing.arrays["images"], again.arrays["images"])
+  other = sample.draw(str(tmp_path / "whole"), 5, caption="a thin red two", seed=0)
+  assert not np.array_equal(other.arrays["images"], drawing.arrays["images"])
+  with pytest.raises(JaxganError, match="empty"):
+    sample.draw(str(tmp_path / "whole"), 2, caption="   ")
+
+
+def test_caption_flag_on_a_family_without_text_is_refused(tmp_path, mock_fmnist, monkeypatch):
+  from conftest import short_run
+  monkeypatch.delenv("JAXGAN_MANUAL_DIR", raising=False)
+  config = short_run("dcgan_fmnist", num_steps=1)
+  trainer.train_and_evaluate(config, str(tmp_path / "dcgan"))
+  with pytest.raises(SampleError, match="not text-conditioned.*stackgan"):
+    sample.draw(str(tmp_path / "dcgan"), 2, caption="a red seven")
+
+
+@pytest.mark.parametrize("key,value,match", [
+    ("dataset", "cifar10", "captioned images"),
+    ("dataset", "caption_folder", "stackgan.folder"),
+    ("stackgan.stage1_steps", 9, "more than config.num_steps"),
+    ("stackgan.stage1_steps", 0, "stage1_steps must be an integer >= 1"),
+    ("stackgan.stage1_size", 12, "power-of-two"),
+    ("image_size", 128, "two or four times"),
+    ("loss", "hinge", "cannot train"),
+    ("augment", "color", "no DiffAugment"),
+    ("g_ema", 0.999, "without parameter averages"),
+])
+def test_config_errors_name_the_key(key, value, match):
+  config = tiny_stackgan()
+  node = config
+  *path, leaf = key.split(".")
+  for part in path:
+    node = node[part]
+  node[leaf] = value
+  with pytest.raises(ConfigError, match=match):
+    families.check(config)
+
+
+def test_the_recipes_split_the_run_between_the_stages():
+  for name in ("stackgan_mnist", "stackgan_fmnist"):
+    config = load_config(name)
+    assert families.check(config).name == "stackgan"
+    assert config.stackgan.stage1_steps == config.num_steps // 2
+    config.num_steps = 10                    # --config.num_steps alone keeps the split
+    assert config.stackgan.stage1_steps == 5
+    assert families.for_config(config).phases(config) == (5,)
+
+
+def test_the_caption_meter_reads_real_images_as_their_captions(monkeypatch, tmp_path):
+  """The measure itself: the test images stand in for a perfect generator (every caption read
+  right), the same images against shuffled captions for a generator that ignores the text."""
+  _need_raw("mnist")
+  from jaxgan.families.stackgan import CaptionMeter
+  monkeypatch.setenv("JAXGAN_CACHE_DIR", str(tmp_path / "cache"))
+  config = tiny_stackgan()
+  config.data.manual_dir = MANUAL_DIR
+  config.data.data_dir = str(tmp_path / "tfds")
+  meter = CaptionMeter(config, num=400)
+  assert meter.heldout.sum() == 200
+  perfect, _ = meter.score(meter.real_images())
+  for group in ("seen", "heldout"):
+    assert perfect[f"colour_acc_{group}"] >= 0.99 and perfect[f"stroke_acc_{group}"] >= 0.98
+    assert perfect[f"class_acc_{group}"] >= 0.95
+    assert perfect[f"caption_acc_{group}"] >= 0.93
+  shuffled, _ = meter.score(np.random.default_rng(0).permutation(meter.real_images()))
+  assert shuffled["caption_acc_seen"] < 0.1

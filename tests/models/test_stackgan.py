@@ -1,0 +1,154 @@
+"""StackGAN's networks and step (jaxgan.models.stackgan, jaxgan.stackgan) against the paper's
+definitions, on tiny widths."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxgan import stackgan as sg
+from jaxgan.models.stackgan import (ConditioningAugmentation, Stage1Generator, Stage2Generator,
+                                    StackDiscriminator)
+
+E, Z, C = 24, 10, 16
+
+
+def _state(s1=16, s2=32):
+  g1 = Stage1Generator(size=s1, channels=3, width=4, latent_dim=Z, condition_dim=C)
+  g2 = Stage2Generator(size=s2, in_size=s1, channels=3, width=4, condition_dim=C, residual_blocks=1)
+  tx = sg.stackgan_optimizer()
+  return sg.create_stackgan_state(g1, StackDiscriminator(width=4), g2,
+                                  StackDiscriminator(width=4, unconditional=True), tx, tx,
+                                  jax.random.PRNGKey(0), E)
+
+
+def _batch(n=8, size=32, seed=0):
+  rng = np.random.default_rng(seed)
+  return {"image": jnp.asarray(rng.uniform(-1, 1, (n, size, size, 3)), jnp.float32),
+          "embedding": jnp.asarray(rng.normal(size=(n, E)), jnp.float32)}
+
+
+def test_conditioning_augmentation_is_mu_plus_sigma_eps():
+  ca = ConditioningAugmentation(condition_dim=C)
+  emb = jnp.asarray(np.random.default_rng(1).normal(size=(5, E)), jnp.float32)
+  v = ca.init({"params": jax.random.PRNGKey(0), "condition": jax.random.PRNGKey(1)}, emb)
+  key = jax.random.PRNGKey(7)
+  c, mu, logvar = ca.apply(v, emb, rngs={"condition": key})
+  w, b = v["params"]["fc"]["kernel"], v["params"]["fc"]["bias"]
+  x = np.maximum(np.asarray(emb) @ np.asarray(w) + np.asarray(b), 0)   # FC + ReLU
+  np.testing.assert_allclose(mu, x[:, :C], atol=1e-5)
+  np.testing.assert_allclose(logvar, x[:, C:], atol=1e-5)
+  # c = mu + sigma * eps: the same eps for another text under the same key, eps ~ N(0, I).
+  eps = (np.asarray(c) - x[:, :C]) / np.exp(0.5 * x[:, C:])
+  c2, mu2, logvar2 = ca.apply(v, 3 * emb, rngs={"condition": key})
+  np.testing.assert_allclose((c2 - mu2) / jnp.exp(0.5 * logvar2), eps, atol=1e-4)
+  big = jnp.asarray(np.random.default_rng(2).normal(size=(4000, E)), jnp.float32)
+  cb, mub, lvb = ca.apply(v, big, rngs={"condition": key})
+  draws = np.asarray((cb - mub) / jnp.exp(0.5 * lvb))
+  assert abs(draws.mean()) < 0.02 and abs(draws.std() - 1) < 0.02
+  c0, mu0, _ = ca.apply(v, emb, sample=False)
+  np.testing.assert_allclose(c0, mu0)
+
+
+def test_kl_divergence_matches_the_gaussian_formula():
+  rng = np.random.default_rng(0)
+  mu, logvar = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+  # KL(N(mu, s^2) || N(0, 1)) per element = log(1/s) + (s^2 + mu^2) / 2 - 1/2
+  per = -0.5 * logvar + (np.exp(logvar) + mu ** 2) / 2 - 0.5
+  np.testing.assert_allclose(sg.kl_divergence(jnp.asarray(mu), jnp.asarray(logvar)), per.mean(),
+                             rtol=1e-5)
+  assert float(sg.kl_divergence(jnp.zeros(3), jnp.zeros(3))) == 0.0
+
+
+@pytest.mark.parametrize("s1,s2,ups", [(16, 32, 3), (64, 256, 4)])
+def test_generators_reach_their_sizes(s1, s2, ups):
+  g1 = Stage1Generator(size=s1, width=2, latent_dim=Z, condition_dim=C)
+  g2 = Stage2Generator(size=s2, in_size=s1, width=4, condition_dim=C, residual_blocks=2)
+  rngs = {"params": jax.random.PRNGKey(0), "condition": jax.random.PRNGKey(1)}
+  e = jnp.zeros((2, E))
+  (img1, mu, logvar), _ = g1.init_with_output(rngs, jnp.zeros((2, Z)), e, train=False)
+  assert img1.shape == (2, s1, s1, 3) and mu.shape == logvar.shape == (2, C)
+  assert float(jnp.max(jnp.abs(img1))) <= 1.0
+  (img2, _, _), v2 = g2.init_with_output(rngs, img1, e, train=False)
+  assert img2.shape == (2, s2, s2, 3)
+  # The paper's layout: an encoder to a quarter of the size (two stride-2 convs), residual blocks
+  # at 4 * width channels, then ``ups`` up-sampling blocks halving the channels.
+  convs = {k: v["kernel"].shape for k, v in v2["params"].items() if k.startswith("Conv_")}
+  assert convs["Conv_1"][-2:] == (4, 8) and convs["Conv_2"][-2:] == (8, 16)
+  widths = [convs[f"Conv_{i}"][-1] for i in range(4, 4 + ups)]
+  assert widths == [16 // 2 ** (i + 1) for i in range(ups)]
+
+
+@pytest.mark.parametrize("size,unconditional,feats", [(64, False, 64), (256, True, 64)])
+def test_discriminator_code_is_4x4_at_8_widths(size, unconditional, feats):
+  d = StackDiscriminator(width=8, unconditional=unconditional)
+  x, c = jnp.zeros((2, size, size, 3)), jnp.zeros((2, C))
+  out, v = d.init_with_output(jax.random.PRNGKey(0), x, c, c, train=False)
+  assert out["cond"].shape == out["wrong"].shape == (2,)
+  assert (out["uncond"] is not None) == unconditional
+  # The conditional head reads the 4x4 code (8 * width channels) joined with the condition.
+  assert v["params"]["cond_conv"]["kernel"].shape == (3, 3, feats + C, feats)
+
+
+def test_mismatched_pairs_are_the_conditional_head_on_other_texts():
+  d = StackDiscriminator(width=4, unconditional=True)
+  rng = np.random.default_rng(0)
+  x = jnp.asarray(rng.uniform(-1, 1, (4, 32, 32, 3)), jnp.float32)
+  c = jnp.asarray(rng.normal(size=(4, C)), jnp.float32)
+  v = d.init(jax.random.PRNGKey(0), x, c, c, train=False)
+  wrong = jnp.roll(c, 1, axis=0)
+  both = d.apply(v, x, c, wrong, train=False)
+  alone = d.apply(v, x, wrong, train=False)
+  np.testing.assert_allclose(both["wrong"], alone["cond"], atol=1e-5)
+  np.testing.assert_allclose(both["uncond"], alone["uncond"], atol=1e-5)
+  assert not np.allclose(both["cond"], both["wrong"])
+
+
+def _changed(a, b):
+  return {k: any(bool(jnp.any(x != y)) for x, y in zip(jax.tree.leaves(a[k]), jax.tree.leaves(b[k])))
+          for k in a}
+
+
+def test_stage1_then_stage2_each_trains_only_its_networks():
+  state = _state()
+  steps = {1: sg.make_stackgan_step(stage=1), 2: sg.make_stackgan_step(stage=2)}
+  batch = _batch()
+  seen = []
+  for _ in range(4):
+    new, m = steps[1 if int(state.step) < 2 else 2](state, batch)
+    stage = int(m["stage"])
+    seen.append(stage)
+    other = "stage2" if stage == 1 else "stage1"
+    assert _changed(state.g_params, new.g_params) == {f"stage{stage}": True, other: False}
+    assert _changed(state.d_params, new.d_params) == {f"stage{stage}": True, other: False}
+    assert _changed(state.g_opt_state, new.g_opt_state)[other] is False
+    m = {k: float(v) for k, v in m.items()}
+    if stage == 1:   # L_D = real + (wrong + fake) / 2
+      assert m["d_loss"] == pytest.approx(m["d_real"] + (m["d_wrong"] + m["d_fake"]) / 2, rel=1e-5)
+      assert m["d_real_uncond"] == 0.0
+    else:            # with the unconditional head: (real + real_u) / 2 + (fake + wrong + fake_u) / 3
+      want = ((m["d_real"] + m["d_real_uncond"]) / 2
+              + (m["d_fake"] + m["d_wrong"] + m["d_fake_uncond"]) / 3)
+      assert m["d_loss"] == pytest.approx(want, rel=1e-5)
+    assert m["kl"] > 0
+    state = new
+  assert seen == [1, 1, 2, 2] and int(state.step) == 4
+
+
+def test_stage1_sees_the_real_images_reduced_to_its_size():
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)), jnp.float32)
+  small = sg.downsample(x, 16)
+  np.testing.assert_allclose(small[0, 3, 5], x[0, 6:8, 10:12].mean(axis=(0, 1)), atol=1e-6)
+  assert sg.downsample(x, 32) is x
+
+
+def test_generate_is_deterministic_for_a_key_and_follows_the_text():
+  state = _state()
+  z = jax.random.normal(jax.random.PRNGKey(3), (4, Z))
+  emb = _batch(4)["embedding"]
+  a1, a2 = state.generate(z, emb, jax.random.PRNGKey(5))
+  b1, b2 = state.generate(z, emb, jax.random.PRNGKey(5))
+  np.testing.assert_array_equal(a2, b2)
+  assert a1.shape == (4, 16, 16, 3) and a2.shape == (4, 32, 32, 3)
+  c1, c2 = state.generate(z, -emb, jax.random.PRNGKey(5), sample_condition=False)
+  assert not np.allclose(a2, c2)
