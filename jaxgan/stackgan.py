@@ -91,24 +91,27 @@ class StackGANState:
     return img1, img2
 
 
-def _stage1(state, params, z, embedding, key, train: bool, stats=None, sample_condition=True):
-  variables = {"params": params, "batch_stats": state.g_batch_stats["stage1"] if stats is None else stats}
+def _apply_g(module, variables, x, embedding, key, train: bool, sample_condition: bool = True):
+  """``((image, mu, log sigma^2), batch_stats)`` of a stage's generator; in training mode the
+  statistics are the updated ones."""
   if train:
-    out, mutated = state.generator.apply(variables, z, embedding, train=True,
-                                         rngs={"condition": key}, mutable=["batch_stats"])
+    out, mutated = module.apply(variables, x, embedding, train=True, rngs={"condition": key},
+                                mutable=["batch_stats"])
     return out, mutated["batch_stats"]
-  return state.generator.apply(variables, z, embedding, train=False, rngs={"condition": key},
-                               sample_condition=sample_condition), variables["batch_stats"]
+  return module.apply(variables, x, embedding, train=False, rngs={"condition": key},
+                      sample_condition=sample_condition), variables["batch_stats"]
 
 
-def _stage2(state, params, image1, embedding, key, train: bool, stats=None, sample_condition=True):
-  variables = {"params": params, "batch_stats": state.g_batch_stats["stage2"] if stats is None else stats}
-  if train:
-    out, mutated = state.generator2.apply(variables, image1, embedding, train=True,
-                                          rngs={"condition": key}, mutable=["batch_stats"])
-    return out, mutated["batch_stats"]
-  return state.generator2.apply(variables, image1, embedding, train=False, rngs={"condition": key},
-                                sample_condition=sample_condition), variables["batch_stats"]
+def _stage1(state, params, z, embedding, key, train: bool, sample_condition=True):
+  """``G_0(z, text)`` of ``params`` with Stage I's statistics."""
+  return _apply_g(state.generator, {"params": params, "batch_stats": state.g_batch_stats["stage1"]},
+                  z, embedding, key, train, sample_condition)
+
+
+def _stage2(state, params, image1, embedding, key, train: bool, sample_condition=True):
+  """``G(stage-I image, text)`` of ``params`` with Stage II's statistics."""
+  return _apply_g(state.generator2, {"params": params, "batch_stats": state.g_batch_stats["stage2"]},
+                  image1, embedding, key, train, sample_condition)
 
 
 def stackgan_optimizer(learning_rate: float = 2e-4, lr_decay_steps: int = 0, b1: float = 0.5,

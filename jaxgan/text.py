@@ -218,11 +218,8 @@ def convert(tensors: dict[str, np.ndarray], config: BertConfig) -> dict:
 
 
 def _sha256(path: str) -> str:
-  h = hashlib.sha256()
-  with open(path, "rb") as f:
-    for chunk in iter(lambda: f.read(1 << 20), b""):
-      h.update(chunk)
-  return h.hexdigest()
+  from jaxgan.metrics.classifier import sha256_of
+  return sha256_of(path)
 
 
 def _has_model(folder: str) -> bool:

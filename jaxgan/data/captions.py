@@ -512,11 +512,7 @@ class CaptionStream(BatchStream):
   "caption", "label"}``, one of each image's captions drawn per batch."""
 
   def batch(self, i: int) -> dict[str, np.ndarray]:
-    epoch, j = divmod(i, self.steps_per_epoch)
-    if self._epoch_cache is None or self._epoch_cache[0] != epoch:
-      self._epoch_cache = (epoch, np.random.default_rng([self.seed, epoch]).permutation(
-          len(self.data.images)))
-    idx = np.sort(self._epoch_cache[1][j * self.batch_size:(j + 1) * self.batch_size])
+    idx = self.indices(i)
     data = self.data
     pick = np.random.default_rng([self.seed, _TAG, _BATCH, i]).random(len(idx))
     column = np.minimum((pick * data.caption_counts[idx]).astype(np.int64),

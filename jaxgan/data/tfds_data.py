@@ -295,13 +295,18 @@ class BatchStream:
     self._queue: queue.Queue | None = None
     self._epoch_cache: tuple[int, np.ndarray] | None = None
 
-  def batch(self, i: int) -> dict[str, np.ndarray]:
-    """The ``i``-th batch of the stream (pure function of the seed and ``i``)."""
+  def indices(self, i: int) -> np.ndarray:
+    """The sorted example indices of batch ``i``: its slice of epoch ``e``'s permutation
+    ``default_rng([seed, e]).permutation(n)``."""
     epoch, j = divmod(i, self.steps_per_epoch)
     if self._epoch_cache is None or self._epoch_cache[0] != epoch:
       self._epoch_cache = (epoch, np.random.default_rng([self.seed, epoch]).permutation(
           len(self.data.images)))
-    idx = np.sort(self._epoch_cache[1][j * self.batch_size:(j + 1) * self.batch_size])
+    return np.sort(self._epoch_cache[1][j * self.batch_size:(j + 1) * self.batch_size])
+
+  def batch(self, i: int) -> dict[str, np.ndarray]:
+    """The ``i``-th batch of the stream (pure function of the seed and ``i``)."""
+    idx = self.indices(i)
     return {"image": as_float(self.data.images[idx]), "label": self.data.labels[idx]}
 
   def _worker(self, start: int, q: queue.Queue, stop: threading.Event):
