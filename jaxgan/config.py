@@ -143,6 +143,7 @@ def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
       "stage1_steps": config.get_ref("num_steps") // 2,
       "kl_weight": 2.0,
       "condition_dim": 128,
+      "ca_activation": "relu",             # conditioning augmentation: "relu" (StackGAN) or "glu"
       "embedding_dim": 384,                # all-MiniLM-L6-v2
       "lr_decay_steps": 2000,              # halve the rates every this many updates of a network
       "captions_per_image": 5,

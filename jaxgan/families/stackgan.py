@@ -39,11 +39,13 @@ def build_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
   channels = int(image_shape[-1])
   g, d = config.generator, config.discriminator
   return (Stage1Generator(size=int(st.stage1_size), channels=channels, width=int(g.width),
-                          latent_dim=int(config.latent_dim), condition_dim=int(st.condition_dim)),
+                          latent_dim=int(config.latent_dim), condition_dim=int(st.condition_dim),
+                          ca_activation=st.get("ca_activation", "relu")),
           StackDiscriminator(width=int(d.width)),
           Stage2Generator(size=int(image_shape[0]), in_size=int(st.stage1_size), channels=channels,
                           width=int(g.stage2_width), condition_dim=int(st.condition_dim),
-                          residual_blocks=int(g.residual_blocks)),
+                          residual_blocks=int(g.residual_blocks),
+                          ca_activation=st.get("ca_activation", "relu")),
           StackDiscriminator(width=int(d.stage2_width), unconditional=True))
 
 

@@ -66,12 +66,25 @@ def _steps(ratio: float, what: str) -> int:
 class ConditioningAugmentation(nn.Module):
   """``(c, mu, log sigma^2)`` of a text embedding (StackGAN sec. 3.1; ``c = mu + sigma * eps``).
 
-  ``sample=False`` returns ``c = mu`` (no ``"condition"`` stream needed)."""
+  ``activation``: ``"relu"`` on the fully connected layer's output (StackGAN's released code,
+  which keeps ``log sigma^2 >= 0``) or ``"glu"`` (a layer twice as wide, gated; StackGAN++ and
+  AttnGAN, which let sigma fall below 1). The embedding is first multiplied by ``input_scale``
+  (default ``sqrt(dim)``: a unit-norm sentence embedding gets entries of unit variance, the
+  scale the layer's N(0, 0.02) weights were set for). ``sample=False`` returns ``c = mu``
+  (no ``"condition"`` stream needed)."""
   condition_dim: int = 128
+  activation: str = "relu"
+  input_scale: float | None = None
 
   @nn.compact
   def __call__(self, embedding: jax.Array, sample: bool = True):
-    x = nn.relu(nn.Dense(2 * self.condition_dim, kernel_init=dcgan_kernel_init, name="fc")(embedding))
+    if self.activation not in ("relu", "glu"):
+      raise ValueError(f"conditioning augmentation activation {self.activation!r} is not 'relu' "
+                       f"or 'glu'")
+    scale = self.input_scale if self.input_scale is not None else math.sqrt(embedding.shape[-1])
+    width = 2 * self.condition_dim * (2 if self.activation == "glu" else 1)
+    x = nn.Dense(width, kernel_init=dcgan_kernel_init, name="fc")(embedding * scale)
+    x = nn.relu(x) if self.activation == "relu" else nn.glu(x)
     mu, logvar = x[:, :self.condition_dim], x[:, self.condition_dim:]
     if not sample:
       return mu, mu, logvar
@@ -91,12 +104,13 @@ class Stage1Generator(nn.Module):
   width: int = 128            # the reference's GF_DIM (Stage I starts at 8 * width channels)
   latent_dim: int = 100
   condition_dim: int = 128
+  ca_activation: str = "relu"  # ConditioningAugmentation's
   bn_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, z: jax.Array, embedding: jax.Array, train: bool = True,
                sample_condition: bool = True):
-    c, mu, logvar = ConditioningAugmentation(self.condition_dim, name="ca")(embedding,
+    c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation, name="ca")(embedding,
                                                                             sample_condition)
     n_up = _steps(self.size / 4, "Stage I's image size (a multiple of 4)")
     ngf = 8 * self.width
@@ -127,6 +141,7 @@ class Stage2Generator(nn.Module):
   width: int = 128            # the reference's GF_DIM
   condition_dim: int = 128
   residual_blocks: int = 4    # the reference's R_NUM
+  ca_activation: str = "relu"  # ConditioningAugmentation's
   bn_axis_name: str | None = None
 
   @nn.compact
@@ -139,7 +154,7 @@ class Stage2Generator(nn.Module):
     h = nn.relu(_conv(ngf)(image))
     h = nn.relu(_bn(train, ax)(_conv(2 * ngf, 4, 2)(h)))
     h = nn.relu(_bn(train, ax)(_conv(4 * ngf, 4, 2)(h)))
-    c, mu, logvar = ConditioningAugmentation(self.condition_dim, name="ca")(embedding,
+    c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation, name="ca")(embedding,
                                                                             sample_condition)
     tiled = jnp.broadcast_to(c[:, None, None, :], (*h.shape[:3], c.shape[-1])).astype(h.dtype)
     h = nn.relu(_bn(train, ax)(_conv(4 * ngf)(jnp.concatenate([h, tiled], axis=-1))))

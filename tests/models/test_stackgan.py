@@ -35,7 +35,8 @@ def test_conditioning_augmentation_is_mu_plus_sigma_eps():
   key = jax.random.PRNGKey(7)
   c, mu, logvar = ca.apply(v, emb, rngs={"condition": key})
   w, b = v["params"]["fc"]["kernel"], v["params"]["fc"]["bias"]
-  x = np.maximum(np.asarray(emb) @ np.asarray(w) + np.asarray(b), 0)   # FC + ReLU
+  # FC + ReLU of the embedding scaled to unit-variance entries (x sqrt(dim))
+  x = np.maximum(np.sqrt(E) * np.asarray(emb) @ np.asarray(w) + np.asarray(b), 0)
   np.testing.assert_allclose(mu, x[:, :C], atol=1e-5)
   np.testing.assert_allclose(logvar, x[:, C:], atol=1e-5)
   # c = mu + sigma * eps: the same eps for another text under the same key, eps ~ N(0, I).
@@ -48,6 +49,19 @@ def test_conditioning_augmentation_is_mu_plus_sigma_eps():
   assert abs(draws.mean()) < 0.02 and abs(draws.std() - 1) < 0.02
   c0, mu0, _ = ca.apply(v, emb, sample=False)
   np.testing.assert_allclose(c0, mu0)
+
+
+def test_glu_conditioning_augmentation_gates_half_of_a_wider_layer():
+  ca = ConditioningAugmentation(condition_dim=C, activation="glu", input_scale=1.0)
+  emb = jnp.asarray(np.random.default_rng(1).normal(size=(5, E)), jnp.float32)
+  v = ca.init(jax.random.PRNGKey(0), emb, sample=False)
+  _, mu, logvar = ca.apply(v, emb, sample=False)
+  y = np.asarray(emb) @ np.asarray(v["params"]["fc"]["kernel"]) + np.asarray(v["params"]["fc"]["bias"])
+  gated = y[:, :2 * C] / (1 + np.exp(-y[:, 2 * C:]))
+  np.testing.assert_allclose(np.concatenate([mu, logvar], 1), gated, atol=1e-5)
+  assert (np.asarray(logvar) < 0).any()          # sigma may fall below 1, unlike with "relu"
+  with pytest.raises(ValueError, match="'relu' or 'glu'"):
+    ConditioningAugmentation(activation="tanh").init(jax.random.PRNGKey(0), emb, sample=False)
 
 
 def test_kl_divergence_matches_the_gaussian_formula():
