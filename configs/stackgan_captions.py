@@ -25,6 +25,7 @@ def get_config():
   config.stackgan.stage1_size = 64
   config.generator.width, config.generator.stage2_width, config.generator.residual_blocks = 192, 192, 2
   config.discriminator.width, config.discriminator.stage2_width = 96, 96
+  config.stackgan.ca_activation = "relu"     # the released StackGAN code's
   config.batch_size = 64
   config.num_steps = 100_000
   config.stackgan.lr_decay_steps = 20_000

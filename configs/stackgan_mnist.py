@@ -5,9 +5,10 @@ Captions such as "a thick red seven" or "the digit 7, drawn in red with a heavy 
 (:mod:`jaxgan.data.captions`; some (digit, colour) pairs never appear in training) are embedded
 once by the frozen all-MiniLM-L6-v2 sentence encoder (:mod:`jaxgan.text`). One run trains Stage I
 for ``stackgan.stage1_steps`` iterations, then Stage II on top of the frozen Stage I. The paper's
-setting otherwise: conditioning augmentation to a 128-d code with the KL term weighted 2,
-matching-aware discriminators, Adam(2e-4, b1=0.5) with the rate halved every
-``stackgan.lr_decay_steps`` updates; widths cut for a CPU (the paper: 128 / 64).
+setting otherwise: conditioning augmentation to a 128-d code with the KL term weighted 2 (gated,
+as StackGAN++), matching-aware discriminators, Adam(2e-4, b1=0.5) with the rate halved every
+``stackgan.lr_decay_steps`` updates; widths cut for a CPU (G 32, Stage-I D 64, Stage-II D 32;
+the paper: 128 / 64).
 
     python train.py --config configs/stackgan_mnist.py
     python -m jaxgan.sample --workdir runs/stackgan_mnist --caption "a thick blue seven" --num 16

@@ -135,7 +135,10 @@ def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   config.batch_size = 64
   config.generator = ml_collections.ConfigDict(
       {"width": 32, "stage2_width": 32, "residual_blocks": 2})
-  config.discriminator = ml_collections.ConfigDict({"width": 32, "stage2_width": 32})
+  # Stage I's critic at 64 (its 16x16 input allows only two stride-2 convolutions): with the
+  # gated CA it read 51 % of the digits right after 3,000 iterations, against 10 % at width 32
+  # with the ReLU CA (docs/text-to-image.md).
+  config.discriminator = ml_collections.ConfigDict({"width": 64, "stage2_width": 32})
   config.stackgan = ml_collections.ConfigDict({
       "stage1_size": 16,
       # Stage I for the first half of the run, then Stage II ("// 2" keeps the split when
@@ -143,7 +146,7 @@ def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
       "stage1_steps": config.get_ref("num_steps") // 2,
       "kl_weight": 2.0,
       "condition_dim": 128,
-      "ca_activation": "relu",             # conditioning augmentation: "relu" (StackGAN) or "glu"
+      "ca_activation": "glu",              # conditioning augmentation: "glu" (StackGAN++) or "relu"
       "embedding_dim": 384,                # all-MiniLM-L6-v2
       "lr_decay_steps": 2000,              # halve the rates every this many updates of a network
       "captions_per_image": 5,
