@@ -38,6 +38,7 @@ from flax import struct
 from jax import lax
 
 from jaxgan.state import run_once
+from jaxgan.steps import pmean
 
 PyTree = Any
 STAGES = ("stage1", "stage2")
@@ -176,10 +177,6 @@ def downsample(images: jax.Array, size: int) -> jax.Array:
   return images.reshape(n, size, k, size, k, c).mean(axis=(2, 4))
 
 
-def _pmean(tree, axis_name):
-  return tree if axis_name is None else lax.pmean(tree, axis_name)
-
-
 def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
                 axis_name: str | None):
   """One iteration of ``stage``: the D update, then the G update on the same fakes."""
@@ -224,7 +221,7 @@ def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
 
   (d_loss, (d_stats, terms)), d_grads = jax.value_and_grad(
       d_loss_fn, has_aux=True)(state.d_params[stage])
-  d_grads, d_stats = _pmean(d_grads, axis_name), _pmean(d_stats, axis_name)
+  d_grads, d_stats = pmean(d_grads, axis_name), pmean(d_stats, axis_name)
   d_updates, d_opt = state.d_tx.update(d_grads, state.d_opt_state[stage], state.d_params[stage])
   d_params = optax.apply_updates(state.d_params[stage], d_updates)
 
@@ -239,7 +236,7 @@ def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
   (g_loss, kl), cotangents = jax.value_and_grad(g_loss_fn, argnums=(0, 1, 2), has_aux=True)(
       fake, mu, logvar)
   (g_grads,) = g_vjp(cotangents)
-  g_grads, g_stats = _pmean(g_grads, axis_name), _pmean(g_stats, axis_name)
+  g_grads, g_stats = pmean(g_grads, axis_name), pmean(g_stats, axis_name)
   g_updates, g_opt = state.g_tx.update(g_grads, state.g_opt_state[stage], state.g_params[stage])
   g_params = optax.apply_updates(state.g_params[stage], g_updates)
 
@@ -252,7 +249,7 @@ def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
                       d_opt_state=put(state.d_opt_state, d_opt))
   metrics = {"d_loss": d_loss, "g_loss": g_loss, "kl": kl, **terms,
              "stage": jnp.float32(2.0 if two else 1.0)}
-  return new, _pmean(metrics, axis_name)
+  return new, pmean(metrics, axis_name)
 
 
 def stackgan_step_fn(state: StackGANState, batch: dict, *, stage: int, kl_weight: float = 2.0,

@@ -126,9 +126,13 @@ def caption_rows(state: sg.StackGANState, embeddings: np.ndarray, per_caption: i
   emb = np.repeat(np.asarray(embeddings, np.float32), per_caption, axis=0)
   z = jax.random.normal(key, (len(emb), state.latent_dim))
   img1, img2 = _generate(state, z, jnp.asarray(emb), jax.random.fold_in(key, 1))
+  return _enlarge(state, np.asarray(img1)), np.asarray(img2)
+
+
+def _enlarge(state: sg.StackGANState, images: np.ndarray) -> np.ndarray:
+  """Stage-I images at Stage II's size (nearest neighbour), to show the two side by side."""
   k = state.stage2_size // state.stage1_size
-  big1 = np.repeat(np.repeat(np.asarray(img1), k, axis=1), k, axis=2)
-  return big1, np.asarray(img2)
+  return np.repeat(np.repeat(images, k, axis=1), k, axis=2)
 
 
 @jax.jit
@@ -432,18 +436,8 @@ class StackGAN(Family):
                   for i in range(min(num, 64))]
     table = text_encoder(config)(captions)
     ids = np.arange(num) % len(captions)
-    img1, img2 = [], []
-    key = jax.random.PRNGKey(seed)
-    for start in range(0, num, batch_size):
-      emb = jnp.asarray(table[ids[start:start + batch_size]])
-      k = jax.random.fold_in(key, start)
-      z = jax.random.normal(k, (len(emb), state.latent_dim))
-      a, b = _generate(state, z, emb, jax.random.fold_in(k, 1))
-      img1.append(np.asarray(a))
-      img2.append(np.asarray(b))
-    img1, img2 = np.concatenate(img1), np.concatenate(img2)
-    r = state.stage2_size // state.stage1_size
-    big1 = np.repeat(np.repeat(img1, r, axis=1), r, axis=2)
+    img1, img2 = _generate_all(state, table[ids], jax.random.PRNGKey(seed), batch_size)
+    big1 = _enlarge(state, img1)
     shown = min(num, 32)
     pairs = np.stack([big1[:shown], img2[:shown]], axis=1).reshape(-1, *img2.shape[1:])
     arrays = {"images": viz.to_uint8(img2), "stage1_images": viz.to_uint8(img1),
