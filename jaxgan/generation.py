@@ -33,9 +33,6 @@ def save_images(images, out: str, columns: int | None = None) -> tuple[str, str]
   ``images``: floats in [-1, 1] (what :func:`generate_images` returns) or uint8 in [0, 255];
   anything else is refused with :class:`SampleError`.
   """
-  import os
-
-  from jaxgan import viz
   images = np.asarray(images)
   if images.ndim != 4 or images.shape[-1] not in (1, 3):
     raise SampleError(f"save_images takes images [N, H, W, C] with 1 or 3 channels; got shape "
@@ -51,11 +48,20 @@ def save_images(images, out: str, columns: int | None = None) -> tuple[str, str]
   else:
     raise SampleError(f"save_images takes float images in [-1, 1] or uint8 in [0, 255], not "
                       f"{images.dtype}")
+  return save_arrays(out, {"images": pixels}, pixels[:64].astype(np.float32) / 127.5 - 1.0, columns)
+
+
+def save_arrays(out: str, arrays: dict, picture, columns: int | None = None) -> tuple[str, str]:
+  """Writes ``arrays`` to ``out`` (``.npz``, compressed; the suffix added when missing) and
+  ``picture`` (images in [-1, 1]) as a grid PNG beside it; returns both paths."""
+  import os
+
+  from jaxgan import viz
   out = os.path.abspath(out if out.endswith(".npz") else out + ".npz")
   os.makedirs(os.path.dirname(out), exist_ok=True)
-  np.savez_compressed(out, images=pixels)
+  np.savez_compressed(out, **arrays)
   png = out[:-len(".npz")] + ".png"
-  viz.save_grid(pixels[:64].astype(np.float32) / 127.5 - 1.0, png, columns)
+  viz.save_grid(np.asarray(picture, np.float32), png, columns)
   return out, png
 
 

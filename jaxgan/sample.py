@@ -26,7 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from absl import app, flags, logging  # noqa: E402
 
 from jaxgan.errors import JaxganError  # noqa: E402
-from jaxgan.generation import SampleError, generate_images, sample_labels  # noqa: E402,F401
+from jaxgan.generation import (SampleError, generate_images, sample_labels,  # noqa: E402,F401
+                               save_arrays)
 
 
 
@@ -134,15 +135,7 @@ def draw(workdir: str, num: int, seed: int = 0, step: int | None = None, batch_s
 
 def save_drawing(drawing, out: str) -> tuple[str, str]:
   """Writes a drawing's arrays to ``out`` (.npz) and its picture as a PNG beside it."""
-  import numpy as np
-
-  from jaxgan import viz
-  out = os.path.abspath(out if out.endswith(".npz") else out + ".npz")
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  np.savez_compressed(out, **drawing.arrays)
-  png = out[:-len(".npz")] + ".png"
-  viz.save_grid(np.asarray(drawing.picture, np.float32), png, drawing.columns)
-  return out, png
+  return save_arrays(out, drawing.arrays, drawing.picture, drawing.columns)
 
 
 def define_flags() -> None:

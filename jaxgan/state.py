@@ -102,6 +102,12 @@ def takes_label(module: nn.Module) -> bool:
 COMPUTE_DTYPES = ("float32", "bfloat16")
 
 
+def check_dtype(dtype: str) -> None:
+  """A ``ValueError`` unless ``dtype`` is one of :data:`COMPUTE_DTYPES`."""
+  if dtype not in COMPUTE_DTYPES:
+    raise ValueError(f"compute dtype {dtype!r} is not one of {COMPUTE_DTYPES}")
+
+
 def _cast(tree: PyTree, dtype) -> PyTree:
   """The floating-point leaves of ``tree`` as ``dtype`` (integers, e.g. labels, unchanged)."""
   return jax.tree.map(lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a,
@@ -122,8 +128,7 @@ def apply_model(module: nn.Module, params: PyTree, batch_stats: PyTree, x: jax.A
   parameters), the output is cast back to float32 for the losses, and the statistics stay
   float32 (BatchNorm reduces in float32).
   """
-  if dtype not in COMPUTE_DTYPES:
-    raise ValueError(f"compute dtype {dtype!r} is not one of {COMPUTE_DTYPES}")
+  check_dtype(dtype)
   if dtype != "float32":
     out, stats = apply_model(module, _cast(params, dtype), batch_stats, _cast(x, dtype), train,
                              label=label, rngs=rngs)
@@ -197,8 +202,7 @@ def create_state(generator: nn.Module, discriminator: nn.Module,
   The discriminator's input shape is taken from the generator's output, so
   nothing about the data needs to be passed in.
   """
-  if dtype not in COMPUTE_DTYPES:
-    raise ValueError(f"dtype must be one of {COMPUTE_DTYPES}, got {dtype!r}")
+  check_dtype(dtype)
   key = jnp.asarray(key)
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     key = jax.random.key_data(key)  # raw uint32 keys checkpoint everywhere

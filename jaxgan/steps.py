@@ -410,10 +410,6 @@ def smoothing_kwargs(label_smoothing: float) -> dict[str, float]:
   return {"label_smoothing": label_smoothing} if label_smoothing else {}
 
 
-def _augment(augment: str | tuple[str, ...]) -> tuple[str, ...]:
-  return augment_lib.parse_policy(augment)
-
-
 def _d_options(gp_weight: float, gp_one_sided: bool, r1_weight: float,
                clip: float | None, label_smoothing: float) -> dict[str, Any]:
   for name, value in (("gp_weight", gp_weight), ("r1_weight", r1_weight)):
@@ -465,7 +461,7 @@ def make_d_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
   ``gp_weight``, ``gp_one_sided``, ``r1_weight`` (R1's gamma), ``clip``,
   ``label_smoothing`` and ``augment`` are described in :func:`d_step_fn`.
   """
-  return _make(d_step_fn, loss, axis_name, jit, donate, augment=_augment(augment),
+  return _make(d_step_fn, loss, axis_name, jit, donate, augment=augment_lib.parse_policy(augment),
                **_d_options(gp_weight, gp_one_sided, r1_weight, clip, label_smoothing))
 
 
@@ -473,7 +469,7 @@ def make_g_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
                 jit: bool = True, donate: bool = False, augment: str | tuple[str, ...] = ()) -> Step:
   """Jitted generator step ``(state, batch) -> (state, metrics)`` (``augment``: DiffAugment's
   transforms between G and D)."""
-  return _make(g_step_fn, loss, axis_name, jit, donate, augment=_augment(augment))
+  return _make(g_step_fn, loss, axis_name, jit, donate, augment=augment_lib.parse_policy(augment))
 
 
 def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None,
@@ -499,7 +495,7 @@ def make_train_step(loss: str = "nonsaturating", *, axis_name: str | None = None
   if isinstance(n_critic, bool) or not isinstance(n_critic, int) or n_critic < 1:
     raise ValueError(f"n_critic must be a positive integer, got {n_critic!r}")
   return _make(train_step_fn, loss, axis_name, jit, donate, n_critic=n_critic,
-               reuse_fakes=bool(reuse_fakes), augment=_augment(augment),
+               reuse_fakes=bool(reuse_fakes), augment=augment_lib.parse_policy(augment),
                **_d_options(gp_weight, gp_one_sided, r1_weight, clip, label_smoothing))
 
 

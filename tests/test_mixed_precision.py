@@ -51,7 +51,7 @@ def test_dtype_values_other_than_float32_and_bfloat16_are_refused():
   with pytest.raises(ConfigError, match=r"config.dtype='float16' is not supported; choose one of "
                                         r"\['float32', 'bfloat16'\]"):
     families.check(config)
-  with pytest.raises(ValueError, match="dtype must be one of"):
+  with pytest.raises(ValueError, match="compute dtype .float64. is not one of"):
     _state("float64")
   config = load_config("cyclegan_mnist")
   config.dtype = "bfloat16"

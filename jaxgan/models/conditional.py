@@ -23,7 +23,6 @@ Models know nothing of losses: they only declare the shape of what they return.
 
 from __future__ import annotations
 
-import functools
 from typing import ClassVar, Sequence
 
 import flax.linen as nn
@@ -31,9 +30,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxgan.models.dcgan import DISCRIMINATOR_NORMS, DCGANGenerator, _levels
-from jaxgan.models.layers import (CONV_IMPLS, WeightNormDense, batch_norm, dcgan_kernel_init,
-                                  dcgan_scale_init, resolve_conv_impl, spectral_norm)
+from jaxgan.models.dcgan import DCGANGenerator, dcgan_trunk
+from jaxgan.models.layers import WeightNormDense, dcgan_kernel_init, maybe_spectral_norm
 from jaxgan.models.mlp import MLPGenerator
 
 CONDITIONINGS = ("concat", "projection")
@@ -129,24 +127,9 @@ def _mlp_trunk(x: jax.Array, hidden: Sequence[int], negative_slope: float) -> ja
 
 def _dcgan_trunk(x: jax.Array, features: Sequence[int], negative_slope: float, norm: str,
                  conv_impl: str, bn_axis_name: str | None, train: bool) -> jax.Array:
-  """DCGAN's stride-2 convolution stack (:class:`~jaxgan.models.dcgan.DCGANDiscriminator`
-  without its last convolution), flattened: ``[N, s * s * features[-1]]``."""
-  _levels(x.shape[1:], features, "discriminator")
-  if norm not in DISCRIMINATOR_NORMS:
-    raise ValueError(f"unknown discriminator norm {norm!r}; choose one of {list(DISCRIMINATOR_NORMS)}")
-  conv = functools.partial(nn.Conv, kernel_init=dcgan_kernel_init,
-                           conv_general_dilated=CONV_IMPLS[resolve_conv_impl(conv_impl)])
-  if norm == "spectral":
-    plain = conv
-    conv = lambda *args, **kwargs: spectral_norm(plain(*args, **kwargs), train)
-  for i, f in enumerate(features):
-    x = conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-             use_bias=(i == 0 or norm in ("none", "spectral")))(x)
-    if i > 0 and norm == "batch":
-      x = batch_norm(train, scale_init=dcgan_scale_init, axis_name=bn_axis_name)(x)
-    elif i > 0 and norm == "layer":
-      x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1)(x)
-    x = nn.leaky_relu(x, negative_slope)
+  """:func:`~jaxgan.models.dcgan.dcgan_trunk`, flattened: ``[N, s * s * features[-1]]``."""
+  x = dcgan_trunk(x, features, negative_slope=negative_slope, norm=norm, conv_impl=conv_impl,
+                  bn_axis_name=bn_axis_name, train=train)
   return x.reshape((x.shape[0], -1))
 
 
@@ -160,7 +143,7 @@ def _projection_logit(phi: jax.Array, label: jax.Array, num_classes: int,
                       spectral: bool = False, train: bool = True) -> jax.Array:
   """``psi(phi) + <embed(y), phi>`` (Miyato & Koyama, 2018, eq. 3); ``spectral``: both layers
   spectrally normalised (the critic's ``norm="spectral"``)."""
-  sn = (lambda layer: spectral_norm(layer, train)) if spectral else (lambda layer: layer)
+  sn = lambda layer: maybe_spectral_norm(layer, train, spectral)
   e = sn(nn.Embed(num_classes, phi.shape[-1], embedding_init=nn.initializers.normal(0.02),
                   name="label_projection"))(jnp.asarray(label, jnp.int32))
   return sn(nn.Dense(1, kernel_init=dcgan_kernel_init, name="logit"))(phi)[:, 0] + jnp.sum(e * phi, -1)
@@ -219,7 +202,7 @@ class ConditionalDCGANDiscriminator(nn.Module):
     spectral = self.norm == "spectral"
     if self.conditioning == "concat":
       logit = nn.Dense(1, kernel_init=dcgan_kernel_init, name="logit")
-      return (spectral_norm(logit, train) if spectral else logit)(phi)[:, 0]
+      return maybe_spectral_norm(logit, train, spectral)(phi)[:, 0]
     return _projection_logit(phi, label, self.num_classes, spectral, train)
 
 
@@ -244,7 +227,7 @@ class ACGANDiscriminator(nn.Module):
     _check_classes(self.num_classes)
     phi = _trunk(self, x, train)
     # norm="spectral" normalises the heads as well as the trunk.
-    sn = (lambda layer: spectral_norm(layer, train)) if self.norm == "spectral" else (lambda l: l)
+    sn = lambda layer: maybe_spectral_norm(layer, train, self.norm == "spectral")
     source = sn(nn.Dense(1, kernel_init=dcgan_kernel_init, name="source"))(phi)[:, 0]
     classes = sn(nn.Dense(self.num_classes, kernel_init=dcgan_kernel_init, name="classes"))(phi)
     return source, classes

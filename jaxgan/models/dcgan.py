@@ -10,8 +10,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.models.layers import (CONV_IMPLS, Upsample2x, batch_norm, dcgan_kernel_init,
-                                  dcgan_scale_init, resolve_conv_impl, resolve_upsample_impl,
-                                  spectral_norm)
+                                  dcgan_scale_init, maybe_spectral_norm, resolve_conv_impl,
+                                  resolve_upsample_impl)
 
 
 def _levels(image_shape: Sequence[int], features: Sequence[int], who: str) -> int:
@@ -25,6 +25,30 @@ def _levels(image_shape: Sequence[int], features: Sequence[int], who: str) -> in
 
 
 DISCRIMINATOR_NORMS = ("batch", "layer", "spectral", "none")
+
+
+def dcgan_trunk(x: jax.Array, features: Sequence[int], *, negative_slope: float = 0.2,
+                norm: str = "batch", conv_impl: str = "auto", bn_axis_name: str | None = None,
+                train: bool = True) -> jax.Array:
+  """The DCGAN critic's stride-2 stack (:class:`DCGANDiscriminator` without its last
+  convolution): ``[N, s, s, features[-1]]``. Call it inside a compact module: the layers are
+  that module's."""
+  _levels(x.shape[1:], features, "discriminator")
+  if norm not in DISCRIMINATOR_NORMS:
+    raise ValueError(f"unknown discriminator norm {norm!r}; choose one of {list(DISCRIMINATOR_NORMS)}")
+  conv = functools.partial(nn.Conv, kernel_init=dcgan_kernel_init,
+                           conv_general_dilated=CONV_IMPLS[resolve_conv_impl(conv_impl)])
+  for i, f in enumerate(features):
+    # A bias only where no normalisation with its own offset follows.
+    layer = conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
+                 use_bias=(i == 0 or norm in ("none", "spectral")))
+    x = maybe_spectral_norm(layer, train, norm == "spectral")(x)
+    if i > 0 and norm == "batch":
+      x = batch_norm(train, scale_init=dcgan_scale_init, axis_name=bn_axis_name)(x)
+    elif i > 0 and norm == "layer":
+      x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1)(x)
+    x = nn.leaky_relu(x, negative_slope)
+  return x
 
 
 class DCGANGenerator(nn.Module):
@@ -78,23 +102,8 @@ class DCGANDiscriminator(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    s = _levels(x.shape[1:], self.features, "discriminator")
-    if self.norm not in DISCRIMINATOR_NORMS:
-      raise ValueError(f"unknown discriminator norm {self.norm!r}; choose one of {list(DISCRIMINATOR_NORMS)}")
-    conv = functools.partial(nn.Conv, kernel_init=dcgan_kernel_init,
-                             conv_general_dilated=CONV_IMPLS[resolve_conv_impl(self.conv_impl)])
-    if self.norm == "spectral":
-      plain = conv
-      conv = lambda *args, **kwargs: spectral_norm(plain(*args, **kwargs), train)
-    for i, f in enumerate(self.features):
-      # A bias only where no normalisation with its own offset follows.
-      x = conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-               use_bias=(i == 0 or self.norm in ("none", "spectral")))(x)
-      if i > 0 and self.norm == "batch":
-        x = batch_norm(train, scale_init=dcgan_scale_init, axis_name=self.bn_axis_name)(x)
-      elif i > 0 and self.norm == "layer":
-        x = nn.LayerNorm(epsilon=1e-5, reduction_axes=(1, 2, 3), feature_axes=-1)(x)
-      x = nn.leaky_relu(x, self.negative_slope)
-    last = nn.Conv(1, (s, s), padding="VALID", kernel_init=dcgan_kernel_init)
-    x = (spectral_norm(last, train) if self.norm == "spectral" else last)(x)
+    x = dcgan_trunk(x, self.features, negative_slope=self.negative_slope, norm=self.norm,
+                    conv_impl=self.conv_impl, bn_axis_name=self.bn_axis_name, train=train)
+    last = nn.Conv(1, x.shape[1:3], padding="VALID", kernel_init=dcgan_kernel_init)
+    x = maybe_spectral_norm(last, train, self.norm == "spectral")(x)
     return x.reshape(x.shape[0])

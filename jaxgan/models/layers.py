@@ -89,6 +89,11 @@ def spectral_norm(layer: nn.Module, train: bool, n_steps: int = 1) -> Callable[.
   return functools.partial(nn.SpectralNorm(layer, n_steps=n_steps), update_stats=train)
 
 
+def maybe_spectral_norm(layer: nn.Module, train: bool, spectral: bool) -> Callable[..., jax.Array]:
+  """:func:`spectral_norm` ``(layer, train)`` when ``spectral``, else ``layer`` itself."""
+  return spectral_norm(layer, train) if spectral else layer
+
+
 def batch_norm(train: bool, *, momentum: float = 0.9, epsilon: float = 1e-5,
                scale_init: Callable[..., Any] = nn.initializers.ones,
                axis_name: str | None = None) -> nn.BatchNorm:
