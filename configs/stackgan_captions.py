@@ -24,6 +24,7 @@ def get_config():
   config.image_size = 256
   config.stackgan.stage1_size = 64
   config.generator.width, config.generator.stage2_width, config.generator.residual_blocks = 192, 192, 2
+  config.generator.stage2_encoder_steps = 2   # the paper: 64x64 encoded to a 16x16 grid
   config.discriminator.width, config.discriminator.stage2_width = 96, 96
   config.stackgan.ca_activation = "relu"     # the released StackGAN code's
   config.batch_size = 64

@@ -12,11 +12,12 @@ Each iteration (one stage, as the reference trainer):
 
 - ``z ~ N(0, I)``; ``(fake, mu, log sigma^2) = G(z, text)``, ``c = mu + sigma * eps`` inside G;
 - D update on the binary cross-entropies of the *matching-aware* discriminator, conditioned on
-  ``mu`` (no gradient to G): real image with its text -> 1, real image with mismatched text
+  the text embedding (a critic with ``text_dim``, the paper's) or on ``mu`` (no gradient to G;
+  the released PyTorch code): real image with its text -> 1, real image with mismatched text
   (the batch's texts rolled by one) -> 0, fake -> 0. Stage I:
   ``L_D = L_real + (L_wrong + L_fake) / 2``; Stage II, whose D also has an unconditional head:
   ``L_D = (L_real + L_real^u) / 2 + (L_fake + L_wrong + L_fake^u) / 3``;
-- G update on the same fakes through the updated D: ``L_G = BCE(D(fake, mu), 1)`` (+ the
+- G update on the same fakes through the updated D: ``L_G = BCE(D(fake, text), 1)`` (+ the
   unconditional head's, Stage II) ``+ kl_weight * KL(N(mu, sigma^2) || N(0, I))``, with
   ``KL = 0.5 * mean(mu^2 + sigma^2 - 1 - log sigma^2)`` and ``kl_weight = 2`` (the reference's
   ``TRAIN.COEFF.KL``).
@@ -139,11 +140,13 @@ def create_stackgan_state(generator: nn.Module, discriminator: nn.Module, genera
     z = jnp.zeros((2, int(generator.latent_dim)))
     e = jnp.zeros((2, embedding_dim))
     c = jnp.zeros((2, int(generator.condition_dim)))
+    e1 = e if discriminator.text_dim else c
+    e2 = e if discriminator2.text_dim else c
     x1, x2 = jnp.zeros((2, s1, s1, ch)), jnp.zeros((2, s2, s2, ch))
     v = {"g1": generator.init(rngs(kg1), z, e, train=False),
-         "d1": discriminator.init(kd1, x1, c, c, train=False),
+         "d1": discriminator.init(kd1, x1, e1, e1, train=False),
          "g2": generator2.init(rngs(kg2), x1, e, train=False),
-         "d2": discriminator2.init(kd2, x2, c, c, train=False)}
+         "d2": discriminator2.init(kd2, x2, e2, e2, train=False)}
     g = {"stage1": v["g1"]["params"], "stage2": v["g2"]["params"]}
     d = {"stage1": v["d1"]["params"], "stage2": v["d2"]["params"]}
     stats = lambda name: v[name].get("batch_stats", {})
@@ -196,7 +199,7 @@ def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
   else:
     forward = lambda p: _stage1(state, p, z, embedding, k1, train=True)
   (fake, mu, logvar), g_vjp, g_stats = jax.vjp(forward, state.g_params[stage], has_aux=True)
-  cond = lax.stop_gradient(mu)
+  cond = embedding if d_module.text_dim else lax.stop_gradient(mu)
   wrong_cond = jnp.roll(cond, 1, axis=0)   # each real image with the next example's text
 
   def discriminate(d_params, stats, x, c, c_wrong=None):

@@ -33,20 +33,27 @@ GRID_SAMPLES = 6                       # samples per caption in the grid
 FIXED_NOISE = 2**31 - 1                # fold_in tag of the grid's fixed noise
 
 
+D_CONDITIONS = ("text", "mu")   # what the critics' conditional heads read (stackgan.d_condition)
+
+
 def build_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
   """``(G_0, D_0, G, D)`` of ``config`` for images of ``image_shape`` (Stage II's size)."""
   st = config.stackgan
   channels = int(image_shape[-1])
   g, d = config.generator, config.discriminator
+  # The critics' condition: the sentence embedding compressed by their own layer (the paper) or
+  # the generator's conditioning-augmentation mean (the released PyTorch code; runs without the key).
+  text_dim = int(st.condition_dim) if st.get("d_condition", "mu") == "text" else 0
   return (Stage1Generator(size=int(st.stage1_size), channels=channels, width=int(g.width),
                           latent_dim=int(config.latent_dim), condition_dim=int(st.condition_dim),
                           ca_activation=st.get("ca_activation", "relu")),
-          StackDiscriminator(width=int(d.width)),
+          StackDiscriminator(width=int(d.width), text_dim=text_dim),
           Stage2Generator(size=int(image_shape[0]), in_size=int(st.stage1_size), channels=channels,
                           width=int(g.stage2_width), condition_dim=int(st.condition_dim),
                           residual_blocks=int(g.residual_blocks),
+                          encoder_steps=int(g.get("stage2_encoder_steps", 2)),
                           ca_activation=st.get("ca_activation", "relu")),
-          StackDiscriminator(width=int(d.stage2_width), unconditional=True))
+          StackDiscriminator(width=int(d.stage2_width), unconditional=True, text_dim=text_dim))
 
 
 @functools.lru_cache(maxsize=8)
@@ -77,11 +84,20 @@ def load_captioned(config: ml_collections.ConfigDict, split: str = "train",
   if config.dataset == FOLDER:
     return captions.caption_folder(config.stackgan.folder, int(config.image_size),
                                    seed=int(config.seed))
-  return captions.captioned(config.dataset, split, int(config.image_size),
-                            data_dir=config.data.data_dir or None,
-                            manual_dir=config.data.manual_dir or None,
-                            seed=int(config.stackgan.caption_seed),
-                            captions_per_image=int(config.stackgan.captions_per_image), part=part)
+  args = (config.dataset, split, int(config.image_size), config.data.data_dir or None,
+          config.data.manual_dir or None, int(config.stackgan.caption_seed),
+          int(config.stackgan.captions_per_image), tuple(part))
+  return _test_split(*args) if split == "test" else captions.captioned(*args)
+
+
+@functools.lru_cache(maxsize=2)
+def _test_split(*args):
+  """The captioned test split, rendered once for the sample grid, the meter and ``draw``
+  (shared: its images are read-only)."""
+  from jaxgan.data import captions
+  data = captions.captioned(*args)
+  data.images.setflags(write=False)
+  return data
 
 
 def text_encoder(config: ml_collections.ConfigDict):
@@ -335,8 +351,14 @@ class StackGAN(Family):
                 "stackgan.captions_per_image", "latent_dim"):
       count(config, key, 1)
     count(config, "generator.residual_blocks", 0)
+    if "stage2_encoder_steps" in config.generator:
+      count(config, "generator.stage2_encoder_steps", 1)
     count(config, "stackgan.lr_decay_steps", 0)
     number(config, "stackgan.kl_weight", 0.0)
+    if st.get("d_condition", "mu") not in D_CONDITIONS:
+      raise ConfigError(f"config.stackgan.d_condition={st.d_condition!r}: the critics read the "
+                        f"caption's embedding ('text', the paper) or the generator's conditioning "
+                        f"mean ('mu', the released PyTorch code)")
     s1, s2 = int(st.stage1_size), int(config.image_size)
     ok = s1 >= 8 and s1 % 4 == 0 and (s1 & (s1 - 1)) == 0 and s2 in (2 * s1, 4 * s1)
     if not ok:

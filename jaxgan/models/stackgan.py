@@ -13,14 +13,17 @@ paper's released code:
   then blocks of nearest-neighbour 2x up-sampling + 3x3 convolution + BatchNorm + ReLU, halving the
   channels, up to ``size``; a 3x3 convolution and tanh give the image.
 - :class:`Stage2Generator`: encodes the Stage-I image down 4x (3x3 conv + ReLU, two stride-2 4x4
-  convs with BatchNorm), joins its own CA code tiled over the grid (3x3 conv, BatchNorm, ReLU),
+  convs with BatchNorm; ``encoder_steps`` of them, the paper's 2), joins its own CA code tiled over the grid (3x3 conv, BatchNorm, ReLU),
   ``residual_blocks`` residual blocks, then up-sampling blocks to ``size``.
 - :class:`StackDiscriminator` (both stages): stride-2 4x4 convolutions (BatchNorm after the first,
   LeakyReLU 0.2) down to 4x4, widths doubling from ``width``; past ``8 * width`` 3x3 convolutions
   bring the width back to ``8 * width`` (the Stage-II critic at 256x256). Its *conditional* head
   joins the condition tiled over the 4x4 grid (3x3 conv, BatchNorm, LeakyReLU, then a 4x4 conv to
   one logit); Stage II adds an *unconditional* head (a 4x4 conv on the image code alone).
-  Mismatched (image, text) pairs go through the conditional head of the same pass.
+  Mismatched (image, text) pairs go through the conditional head of the same pass. The condition
+  is the sentence embedding, compressed by the critic's own fully connected layer and a
+  LeakyReLU (``text_dim > 0``: the paper's sec. 3.2 and its TensorFlow code), or the generator's
+  conditioning-augmentation mean ``mu`` as given (``text_dim = 0``: the released PyTorch code).
 
 Widths: the reference's ``GF_DIM`` / ``DF_DIM`` are ``width`` here; Stage I's generator starts at
 ``8 * width`` channels (the reference's ``ngf = GF_DIM * 8``). Weights ~ N(0, 0.02), BatchNorm
@@ -141,38 +144,47 @@ class Stage2Generator(nn.Module):
   width: int = 128            # the reference's GF_DIM
   condition_dim: int = 128
   residual_blocks: int = 4    # the reference's R_NUM
+  encoder_steps: int = 2      # stride-2 convolutions of the encoder (the paper's 2: 64 -> 16)
   ca_activation: str = "relu"  # ConditioningAugmentation's
   bn_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, image: jax.Array, embedding: jax.Array, train: bool = True,
                sample_condition: bool = True):
-    if self.in_size % 4:
-      raise ValueError(f"Stage II reads a Stage-I image whose size divides by 4, not {self.in_size}")
-    n_up = _steps(self.size / (self.in_size // 4), "Stage II's image size")
+    down = 2 ** self.encoder_steps
+    if self.encoder_steps < 1 or self.in_size % down:
+      raise ValueError(f"Stage II's encoder halves the Stage-I image {self.encoder_steps} times: "
+                       f"its size {self.in_size} must divide by {down} (encoder_steps >= 1)")
+    n_up = _steps(self.size / (self.in_size // down), "Stage II's image size")
     ngf, ax = self.width, self.bn_axis_name
     h = nn.relu(_conv(ngf)(image))
-    h = nn.relu(_bn(train, ax)(_conv(2 * ngf, 4, 2)(h)))
-    h = nn.relu(_bn(train, ax)(_conv(4 * ngf, 4, 2)(h)))
+    for i in range(self.encoder_steps):
+      h = nn.relu(_bn(train, ax)(_conv(ngf * 2 ** (i + 1), 4, 2)(h)))
+    code = h.shape[-1]
     c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation, name="ca")(embedding,
                                                                             sample_condition)
     tiled = jnp.broadcast_to(c[:, None, None, :], (*h.shape[:3], c.shape[-1])).astype(h.dtype)
-    h = nn.relu(_bn(train, ax)(_conv(4 * ngf)(jnp.concatenate([h, tiled], axis=-1))))
+    h = nn.relu(_bn(train, ax)(_conv(code)(jnp.concatenate([h, tiled], axis=-1))))
     for _ in range(self.residual_blocks):
       h = _ResBlock(ax)(h, train)
     for i in range(n_up):
-      h = _up_block(h, max(4 * ngf // 2 ** (i + 1), 1), train, ax)
+      h = _up_block(h, max(code // 2 ** (i + 1), 1), train, ax)
     return jnp.tanh(_conv(self.channels)(h)), mu, logvar
 
 
 class StackDiscriminator(nn.Module):
   """``D(x, c, c_wrong=None) -> {"cond", "wrong", "uncond"}`` logits ``[N]`` (StackGAN's D_0 / D).
 
+  ``c``: sentence embeddings when ``text_dim > 0`` (compressed here to ``text_dim``, the
+  embedding first scaled by ``sqrt(dim)`` as in :class:`ConditioningAugmentation`), else the
+  generator's ``mu``.
+
   ``cond``: the image with its condition ``c``; ``wrong``: the same images with the conditions
   ``c_wrong`` (mismatched text; None when not given); ``uncond`` (``unconditional=True``, Stage
   II): the image alone (None otherwise)."""
   width: int = 64             # the reference's DF_DIM
   unconditional: bool = False
+  text_dim: int = 0           # > 0: c is a sentence embedding, compressed to this many dims
   bn_axis_name: str | None = None
 
   @nn.compact
@@ -192,6 +204,10 @@ class StackDiscriminator(nn.Module):
       h = nn.leaky_relu(_bn(train, ax)(_conv(feats)(h)), 0.2)
     out = {"cond": None, "wrong": None, "uncond": None}
     conds = c if c_wrong is None else jnp.concatenate([c, c_wrong])
+    if self.text_dim:
+      conds = nn.Dense(self.text_dim, kernel_init=dcgan_kernel_init, name="text_fc")(
+          conds * math.sqrt(conds.shape[-1]))
+      conds = nn.leaky_relu(conds, 0.2)
     pairs = h if c_wrong is None else jnp.concatenate([h, h])
     tiled = jnp.broadcast_to(conds[:, None, None, :], (*pairs.shape[:3], conds.shape[-1]))
     g = _conv(feats, name="cond_conv")(jnp.concatenate([pairs, tiled.astype(h.dtype)], axis=-1))

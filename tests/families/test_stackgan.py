@@ -13,7 +13,7 @@ from jaxgan.generation import SampleError
 
 def tiny_stackgan(num_steps=4, stage1_steps=2):
   config = load_config("stackgan_mnist")
-  config.generator.width, config.generator.stage2_width, config.generator.residual_blocks = 2, 2, 1
+  config.generator.width, config.generator.stage2_width, config.generator.residual_blocks = 2, 4, 1
   config.discriminator.width, config.discriminator.stage2_width = 2, 2
   config.stackgan.condition_dim = 8
   # The ReLU CA: after 4 steps of these tiny networks its images still differ between captions
@@ -89,6 +89,7 @@ def test_caption_flag_on_a_family_without_text_is_refused(tmp_path, mock_fmnist,
     ("loss", "hinge", "cannot train"),
     ("augment", "color", "no DiffAugment"),
     ("g_ema", 0.999, "without parameter averages"),
+    ("stackgan.d_condition", "label", "d_condition='label'.*'text'.*'mu'"),
 ])
 def test_config_errors_name_the_key(key, value, match):
   config = tiny_stackgan()

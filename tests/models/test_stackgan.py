@@ -13,13 +13,13 @@ from jaxgan.models.stackgan import (ConditioningAugmentation, Stage1Generator, S
 E, Z, C = 24, 10, 16
 
 
-def _state(s1=16, s2=32):
+def _state(s1=16, s2=32, text_dim=0):
   g1 = Stage1Generator(size=s1, channels=3, width=4, latent_dim=Z, condition_dim=C)
   g2 = Stage2Generator(size=s2, in_size=s1, channels=3, width=4, condition_dim=C, residual_blocks=1)
   tx = sg.stackgan_optimizer()
-  return sg.create_stackgan_state(g1, StackDiscriminator(width=4), g2,
-                                  StackDiscriminator(width=4, unconditional=True), tx, tx,
-                                  jax.random.PRNGKey(0), E)
+  return sg.create_stackgan_state(g1, StackDiscriminator(width=4, text_dim=text_dim), g2,
+                                  StackDiscriminator(width=4, unconditional=True, text_dim=text_dim),
+                                  tx, tx, jax.random.PRNGKey(0), E)
 
 
 def _batch(n=8, size=32, seed=0):
@@ -93,6 +93,21 @@ def test_generators_reach_their_sizes(s1, s2, ups):
   assert widths == [16 // 2 ** (i + 1) for i in range(ups)]
 
 
+def test_stage2_encoder_depth_sets_the_residual_grid():
+  # One stride-2 convolution: a 16x16 Stage-I image is refined on an 8x8 grid at 2 * width
+  # channels, then up-sampled twice to 32x32.
+  g2 = Stage2Generator(size=32, in_size=16, width=4, condition_dim=C, residual_blocks=1,
+                       encoder_steps=1)
+  rngs = {"params": jax.random.PRNGKey(0), "condition": jax.random.PRNGKey(1)}
+  (img, _, _), v = g2.init_with_output(rngs, jnp.zeros((2, 16, 16, 3)), jnp.zeros((2, E)),
+                                       train=False, capture_intermediates=True)
+  assert img.shape == (2, 32, 32, 3)
+  assert v["intermediates"]["_ResBlock_0"]["__call__"][0].shape == (2, 8, 8, 8)
+  with pytest.raises(ValueError, match="must divide by 8"):
+    Stage2Generator(size=32, in_size=12, width=4, condition_dim=C, encoder_steps=3).init(
+        rngs, jnp.zeros((2, 12, 12, 3)), jnp.zeros((2, E)), train=False)
+
+
 @pytest.mark.parametrize("size,unconditional,feats", [(64, False, 64), (256, True, 64)])
 def test_discriminator_code_is_4x4_at_8_widths(size, unconditional, feats):
   d = StackDiscriminator(width=8, unconditional=unconditional)
@@ -116,6 +131,37 @@ def test_mismatched_pairs_are_the_conditional_head_on_other_texts():
   np.testing.assert_allclose(both["wrong"], alone["cond"], atol=1e-5)
   np.testing.assert_allclose(both["uncond"], alone["uncond"], atol=1e-5)
   assert not np.allclose(both["cond"], both["wrong"])
+
+
+def test_text_reading_critic_compresses_the_sentence_embedding_itself():
+  # The paper's D: the text embedding -> FC to text_dim -> LeakyReLU(0.2), tiled over the 4x4 code.
+  d = StackDiscriminator(width=4, text_dim=C)
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.uniform(-1, 1, (3, 16, 16, 3)), jnp.float32)
+  e = jnp.asarray(rng.normal(size=(3, E)), jnp.float32)
+  v = d.init(jax.random.PRNGKey(0), x, e, train=False)
+  w, b = v["params"]["text_fc"]["kernel"], v["params"]["text_fc"]["bias"]
+  assert w.shape == (E, C) and v["params"]["cond_conv"]["kernel"].shape[2] == 8 + C
+  _, inner = d.apply(v, x, e, train=False, capture_intermediates=True)
+  np.testing.assert_allclose(inner["intermediates"]["text_fc"]["__call__"][0],
+                             np.sqrt(E) * np.asarray(e) @ np.asarray(w) + np.asarray(b), atol=1e-4)
+  other = d.apply(v, x, jnp.roll(e, 1, axis=0), train=False)
+  assert not np.allclose(d.apply(v, x, e, train=False)["cond"], other["cond"])
+
+
+@pytest.mark.parametrize("text_dim", [0, C])
+def test_critic_condition_is_the_text_or_the_generators_mean(text_dim):
+  """A text-reading critic's real / mismatched terms do not depend on the generator; one that
+  reads G's conditioning-augmentation mean (the released code) does."""
+  state, batch = _state(text_dim=text_dim), _batch()
+  step = sg.make_stackgan_step(stage=1)
+  ca = state.g_params["stage1"]["ca"]
+  moved = {**state.g_params["stage1"], "ca": jax.tree.map(lambda a: a + 0.5, ca)}
+  other = state.replace(g_params={**state.g_params, "stage1": moved})
+  m1, m2 = step(state, batch)[1], step(other, batch)[1]
+  same = [np.isclose(float(m1[k]), float(m2[k]), rtol=1e-6) for k in ("d_real", "d_wrong")]
+  assert all(same) if text_dim else not any(same)
+  assert not np.isclose(float(m1["kl"]), float(m2["kl"]))
 
 
 def _changed(a, b):
