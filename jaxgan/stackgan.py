@@ -17,7 +17,7 @@ Each iteration (one stage, as the reference trainer):
   (the batch's texts rolled by one) -> 0, fake -> 0. Stage I:
   ``L_D = L_real + (L_wrong + L_fake) / 2``; Stage II, whose D also has an unconditional head:
   ``L_D = (L_real + L_real^u) / 2 + (L_fake + L_wrong + L_fake^u) / 3``;
-- G update on the same fakes through the updated D: ``L_G = BCE(D(fake, text), 1)`` (+ the
+- G update on the same fakes through the updated D: ``L_G = BCE(D(fake, condition), 1)`` (+ the
   unconditional head's, Stage II) ``+ kl_weight * KL(N(mu, sigma^2) || N(0, I))``, with
   ``KL = 0.5 * mean(mu^2 + sigma^2 - 1 - log sigma^2)`` and ``kl_weight = 2`` (the reference's
   ``TRAIN.COEFF.KL``).

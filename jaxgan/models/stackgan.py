@@ -12,9 +12,10 @@ paper's released code:
 - :class:`Stage1Generator`: ``[z, c]`` -> fully connected to ``4 x 4 x 8w`` (BatchNorm, ReLU),
   then blocks of nearest-neighbour 2x up-sampling + 3x3 convolution + BatchNorm + ReLU, halving the
   channels, up to ``size``; a 3x3 convolution and tanh give the image.
-- :class:`Stage2Generator`: encodes the Stage-I image down 4x (3x3 conv + ReLU, two stride-2 4x4
-  convs with BatchNorm; ``encoder_steps`` of them, the paper's 2), joins its own CA code tiled over the grid (3x3 conv, BatchNorm, ReLU),
-  ``residual_blocks`` residual blocks, then up-sampling blocks to ``size``.
+- :class:`Stage2Generator`: encodes the Stage-I image (3x3 conv + ReLU, then ``encoder_steps``
+  stride-2 4x4 convs with BatchNorm: the paper's 2, down 4x), joins its own CA code tiled over the
+  grid (3x3 conv, BatchNorm, ReLU), ``residual_blocks`` residual blocks, then up-sampling blocks
+  to ``size``.
 - :class:`StackDiscriminator` (both stages): stride-2 4x4 convolutions (BatchNorm after the first,
   LeakyReLU 0.2) down to 4x4, widths doubling from ``width``; past ``8 * width`` 3x3 convolutions
   bring the width back to ``8 * width`` (the Stage-II critic at 256x256). Its *conditional* head
