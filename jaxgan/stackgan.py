@@ -10,11 +10,13 @@ images at Stage II's size ``S`` and the sentence embeddings of one of their capt
 
 Each iteration (one stage, as the reference trainer):
 
-- ``z ~ N(0, I)``; ``(fake, mu, log sigma^2) = G(z, text)``, ``c = mu + sigma * eps`` inside G;
+- ``z ~ N(0, I)``; ``(fake, mu, log sigma^2) = G(z, text)``, ``c = mu + sigma * eps`` inside G
+  (``z`` and ``eps`` drawn for the global batch, each device keeping its rows, so ``n`` devices
+  train as one device does);
 - D update on the binary cross-entropies of the *matching-aware* discriminator, conditioned on
   the text embedding (a critic with ``text_dim``, the paper's) or on ``mu`` (no gradient to G;
   the released PyTorch code): real image with its text -> 1, real image with mismatched text
-  (the batch's texts rolled by one) -> 0, fake -> 0. Stage I:
+  (the global batch's texts rolled by one) -> 0, fake -> 0. Stage I:
   ``L_D = L_real + (L_wrong + L_fake) / 2``; Stage II, whose D also has an unconditional head:
   ``L_D = (L_real + L_real^u) / 2 + (L_fake + L_wrong + L_fake^u) / 3``;
 - G update on the same fakes through the updated D: ``L_G = BCE(D(fake, condition), 1)`` (+ the
@@ -39,7 +41,7 @@ from flax import struct
 from jax import lax
 
 from jaxgan.state import run_once
-from jaxgan.steps import pmean
+from jaxgan.steps import gather_batch, local_block, local_draw, pmean
 
 PyTree = Any
 STAGES = ("stage1", "stage2")
@@ -83,37 +85,39 @@ class StackGANState:
     """``(Stage-I images, Stage-II images)`` for latents ``z`` and text embeddings (inference
     mode; ``key`` draws the conditioning-augmentation noise, ``sample_condition=False`` uses
     ``c = mu``); Stage II is None with ``stage2=False``."""
-    k1, k2 = jax.random.fold_in(key, _CA1), jax.random.fold_in(key, _CA2)
-    img1 = _stage1(self, self.g_params["stage1"], z, embedding, k1, train=False,
+    eps1, eps2 = (jax.random.normal(jax.random.fold_in(key, stream),
+                                    (z.shape[0], int(self.generator.condition_dim)))
+                  for stream in (_CA1, _CA2))
+    img1 = _stage1(self, self.g_params["stage1"], z, embedding, eps1, train=False,
                    sample_condition=sample_condition)[0][0]
     if not stage2:
       return img1, None
-    img2 = _stage2(self, self.g_params["stage2"], img1, embedding, k2, train=False,
+    img2 = _stage2(self, self.g_params["stage2"], img1, embedding, eps2, train=False,
                    sample_condition=sample_condition)[0][0]
     return img1, img2
 
 
-def _apply_g(module, variables, x, embedding, key, train: bool, sample_condition: bool = True):
-  """``((image, mu, log sigma^2), batch_stats)`` of a stage's generator; in training mode the
-  statistics are the updated ones."""
+def _apply_g(module, variables, x, embedding, eps, train: bool, sample_condition: bool = True):
+  """``((image, mu, log sigma^2), batch_stats)`` of a stage's generator with the
+  conditioning-augmentation noise ``eps``; in training mode the statistics are the updated ones."""
   if train:
-    out, mutated = module.apply(variables, x, embedding, train=True, rngs={"condition": key},
+    out, mutated = module.apply(variables, x, embedding, train=True, eps=eps,
                                 mutable=["batch_stats"])
     return out, mutated["batch_stats"]
-  return module.apply(variables, x, embedding, train=False, rngs={"condition": key},
+  return module.apply(variables, x, embedding, train=False, eps=eps,
                       sample_condition=sample_condition), variables["batch_stats"]
 
 
-def _stage1(state, params, z, embedding, key, train: bool, sample_condition=True):
+def _stage1(state, params, z, embedding, eps, train: bool, sample_condition=True):
   """``G_0(z, text)`` of ``params`` with Stage I's statistics."""
   return _apply_g(state.generator, {"params": params, "batch_stats": state.g_batch_stats["stage1"]},
-                  z, embedding, key, train, sample_condition)
+                  z, embedding, eps, train, sample_condition)
 
 
-def _stage2(state, params, image1, embedding, key, train: bool, sample_condition=True):
+def _stage2(state, params, image1, embedding, eps, train: bool, sample_condition=True):
   """``G(stage-I image, text)`` of ``params`` with Stage II's statistics."""
   return _apply_g(state.generator2, {"params": params, "batch_stats": state.g_batch_stats["stage2"]},
-                  image1, embedding, key, train, sample_condition)
+                  image1, embedding, eps, train, sample_condition)
 
 
 def stackgan_optimizer(learning_rate: float = 2e-4, lr_decay_steps: int = 0, b1: float = 0.5,
@@ -186,21 +190,24 @@ def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
   two = stage == "stage2"
   d_module = state.discriminator2 if two else state.discriminator
   key = jax.random.fold_in(state.key, state.step)
-  if axis_name is not None:   # every device its own noise
-    key = jax.random.fold_in(key, lax.axis_index(axis_name))
   embedding = batch["embedding"].astype(jnp.float32)
   real = batch["image"] if two else downsample(batch["image"], state.stage1_size)
-  z = jax.random.normal(jax.random.fold_in(key, _Z), (real.shape[0], state.latent_dim))
-  k1, k2 = jax.random.fold_in(key, _CA1), jax.random.fold_in(key, _CA2)
+  # This device's rows of the global batch's draws (n devices compute what one device does).
+  b, normal = real.shape[0], lambda k, shape: jax.random.normal(k, shape)
+  z = local_draw(normal, jax.random.fold_in(key, _Z), (b, state.latent_dim), axis_name)
+  eps1, eps2 = (local_draw(normal, jax.random.fold_in(key, stream),
+                           (b, int(state.generator.condition_dim)), axis_name)
+                for stream in (_CA1, _CA2))
   if two:
-    image1 = lax.stop_gradient(_stage1(state, state.g_params["stage1"], z, embedding, k1,
+    image1 = lax.stop_gradient(_stage1(state, state.g_params["stage1"], z, embedding, eps1,
                                        train=False)[0][0])
-    forward = lambda p: _stage2(state, p, image1, embedding, k2, train=True)
+    forward = lambda p: _stage2(state, p, image1, embedding, eps2, train=True)
   else:
-    forward = lambda p: _stage1(state, p, z, embedding, k1, train=True)
+    forward = lambda p: _stage1(state, p, z, embedding, eps1, train=True)
   (fake, mu, logvar), g_vjp, g_stats = jax.vjp(forward, state.g_params[stage], has_aux=True)
   cond = embedding if d_module.text_dim else lax.stop_gradient(mu)
-  wrong_cond = jnp.roll(cond, 1, axis=0)   # each real image with the next example's text
+  # Each real image with the next example's text, the next across the global batch.
+  wrong_cond = local_block(jnp.roll(gather_batch(cond, axis_name), 1, axis=0), b, axis_name)
 
   def discriminate(d_params, stats, x, c, c_wrong=None):
     out, mutated = d_module.apply({"params": d_params, "batch_stats": stats}, x, c, c_wrong,

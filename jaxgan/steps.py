@@ -84,9 +84,23 @@ def local_draw(sampler, key: jax.Array, shape: tuple[int, ...],
   """
   if axis_name is None:
     return sampler(key, shape)
-  n, i = lax.psum(1, axis_name), lax.axis_index(axis_name)
-  full = sampler(key, (n * shape[0],) + tuple(shape[1:]))
-  return lax.dynamic_slice_in_dim(full, i * shape[0], shape[0])
+  full = sampler(key, (lax.psum(1, axis_name) * shape[0],) + tuple(shape[1:]))
+  return local_block(full, shape[0], axis_name)
+
+
+def gather_batch(x: jax.Array, axis_name: str | None) -> jax.Array:
+  """The global batch (the devices' blocks in device order) of a per-device array; ``x`` itself
+  without ``axis_name``. For what needs other devices' examples: a history pool, a shuffle, a
+  pairing of each example with another's (the inverse is :func:`local_block`)."""
+  return x if axis_name is None else lax.all_gather(x, axis_name, tiled=True)
+
+
+def local_block(x: jax.Array, b: int, axis_name: str | None) -> jax.Array:
+  """This device's block of ``b`` rows of a global-batch array (rows ``i*b:(i+1)*b`` on device
+  ``i``); ``x`` itself without ``axis_name``."""
+  if axis_name is None:
+    return x
+  return lax.dynamic_slice_in_dim(x, lax.axis_index(axis_name) * b, b)
 
 
 def augment_images(x: jax.Array, key: jax.Array, policy: tuple[str, ...],

@@ -50,7 +50,7 @@ from jaxgan import losses
 from jaxgan.errors import ConfigError
 from jaxgan.schedules import constant_then_linear_decay
 from jaxgan.state import run_once
-from jaxgan.steps import local_draw, scan_unroll
+from jaxgan.steps import gather_batch, local_block, local_draw, pmean, scan_unroll
 
 PyTree = Any
 Batch = dict[str, jax.Array]
@@ -75,22 +75,6 @@ def init_params(module: nn.Module, key: jax.Array, *args) -> PyTree:
 
 def _step_key(state, stream: int) -> jax.Array:
   return jax.random.fold_in(jax.random.fold_in(state.key, state.step), stream)
-
-
-def _pmean(tree, axis_name):
-  return tree if axis_name is None else lax.pmean(tree, axis_name)
-
-
-def _global(x: jax.Array, axis_name: str | None) -> jax.Array:
-  """The global batch (device blocks concatenated in device order) of a per-device array."""
-  return x if axis_name is None else lax.all_gather(x, axis_name, tiled=True)
-
-
-def _local(x: jax.Array, b: int, axis_name: str | None) -> jax.Array:
-  """This device's block of ``b`` rows of a global-batch array."""
-  if axis_name is None:
-    return x
-  return lax.dynamic_slice_in_dim(x, lax.axis_index(axis_name) * b, b)
 
 
 def _apply_update(tx, params, opt_state, grads):
@@ -166,8 +150,8 @@ def pool_query(pool: HistoryPool, images: jax.Array, key: jax.Array) -> tuple[Hi
 def _global_pool_query(pool: HistoryPool, images: jax.Array, key: jax.Array,
                        axis_name: str | None) -> tuple[HistoryPool, jax.Array]:
   """:func:`pool_query` on the global batch: every device holds the same pool."""
-  pool, out = pool_query(pool, _global(images, axis_name), key)
-  return pool, _local(out, images.shape[0], axis_name)
+  pool, out = pool_query(pool, gather_batch(images, axis_name), key)
+  return pool, local_block(out, images.shape[0], axis_name)
 
 
 # ---------------------------------------------------------------------------------------
@@ -323,9 +307,9 @@ def _cyclegan_d_update(state: CycleGANState, batch: Batch, fake_a: jax.Array, fa
 
   (d_loss, m), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
   d_params, d_opt_state = _apply_update(state.d_tx, state.d_params, state.d_opt_state,
-                                        _pmean(grads, axis_name))
+                                        pmean(grads, axis_name))
   new = state.replace(d_params=d_params, d_opt_state=d_opt_state, pool_a=pool_a, pool_b=pool_b)
-  return new, _pmean({"d_loss": d_loss, **m}, axis_name)
+  return new, pmean({"d_loss": d_loss, **m}, axis_name)
 
 
 def cyclegan_d_step_fn(state: CycleGANState, batch: Batch, *, gan_loss: str = "least_squares",
@@ -347,9 +331,9 @@ def cyclegan_g_step_fn(state: CycleGANState, batch: Batch, *, gan_loss: str = "l
       state.g_params, state, batch, gan_loss=gan_loss, lambda_cycle=lambda_cycle,
       lambda_identity=lambda_identity)
   g_params, g_opt_state = _apply_update(state.g_tx, state.g_params, state.g_opt_state,
-                                        _pmean(grads, axis_name))
+                                        pmean(grads, axis_name))
   return (state.replace(g_params=g_params, g_opt_state=g_opt_state, step=state.step + 1),
-          _pmean(m, axis_name))
+          pmean(m, axis_name))
 
 
 def cyclegan_step_fn(state: CycleGANState, batch: Batch, *, gan_loss: str = "least_squares",
@@ -370,9 +354,9 @@ def cyclegan_step_fn(state: CycleGANState, batch: Batch, *, gan_loss: str = "lea
           lambda_identity=lambda_identity)
   new, d_metrics = _cyclegan_d_update(state, batch, fake_a, fake_b, gan_loss, axis_name)
   g_params, g_opt_state = _apply_update(state.g_tx, state.g_params, state.g_opt_state,
-                                        _pmean(grads, axis_name))
+                                        pmean(grads, axis_name))
   new = new.replace(g_params=g_params, g_opt_state=g_opt_state, step=state.step + 1)
-  return new, {**d_metrics, **_pmean(g_metrics, axis_name)}
+  return new, {**d_metrics, **pmean(g_metrics, axis_name)}
 
 
 def _cyclegan_options(gan_loss: str, lambda_cycle: float, lambda_identity: float) -> dict:
@@ -536,7 +520,7 @@ def _targets(state: StarGANState, label, mask, index, axis_name):
   key = jax.random.fold_in(_step_key(state, _TARGET), index)
   b = label.shape[0]
   perm = jax.random.permutation(key, b if axis_name is None else b * lax.psum(1, axis_name))
-  shuffle = lambda x: None if x is None else _local(_global(x, axis_name)[perm], b, axis_name)
+  shuffle = lambda x: None if x is None else local_block(gather_batch(x, axis_name)[perm], b, axis_name)
   return shuffle(label), shuffle(mask)
 
 
@@ -607,9 +591,9 @@ def stargan_d_step_fn(state: StarGANState, batch: Batch, *, lambda_cls: float = 
 
   (d_loss, m), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
   d_params, d_opt_state = _apply_update(state.d_tx, state.d_params, state.d_opt_state,
-                                        _pmean(grads, axis_name))
+                                        pmean(grads, axis_name))
   return (state.replace(d_params=d_params, d_opt_state=d_opt_state),
-          _pmean({"d_loss": d_loss, **m}, axis_name))
+          pmean({"d_loss": d_loss, **m}, axis_name))
 
 
 def stargan_g_step_fn(state: StarGANState, batch: Batch, *, lambda_cls: float = 1.0,
@@ -651,9 +635,9 @@ def stargan_g_step_fn(state: StarGANState, batch: Batch, *, lambda_cls: float = 
 
   (g_loss, m), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
   g_params, g_opt_state = _apply_update(state.g_tx, state.g_params, state.g_opt_state,
-                                        _pmean(grads, axis_name))
+                                        pmean(grads, axis_name))
   return (state.replace(g_params=g_params, g_opt_state=g_opt_state, step=state.step + 1),
-          _pmean({"g_loss": g_loss, **m}, axis_name))
+          pmean({"g_loss": g_loss, **m}, axis_name))
 
 
 def stargan_step_fn(state: StarGANState, batch: Batch, *, n_critic: int = 5, lambda_cls: float = 1.0,

@@ -266,3 +266,39 @@ def test_two_processes_train_like_one(tmp_path, real_data_dir):
   assert [r["step"] for r in records(sharded)] == [1, 2, 3, 4]
   # Other data than the full-split run: the losses differ.
   assert not np.allclose([r["d_loss"] for r in records(sharded)], [r["d_loss"] for r in got])
+
+
+def _stackgan_state(text_dim):
+  from jaxgan import stackgan as sg
+  from jaxgan.models.stackgan import Stage1Generator, Stage2Generator, StackDiscriminator
+  g1 = Stage1Generator(size=8, channels=1, width=2, latent_dim=6, condition_dim=4)
+  g2 = Stage2Generator(size=16, in_size=8, channels=1, width=4, condition_dim=4, residual_blocks=1,
+                       encoder_steps=1)
+  tx = sg.stackgan_optimizer(1e-3)
+  d = lambda **kw: StackDiscriminator(width=2, text_dim=text_dim, **kw)
+  return sg.create_stackgan_state(g1, d(), g2, d(unconditional=True), tx, tx,
+                                  jax.random.PRNGKey(0), 12)
+
+
+@pytest.mark.parametrize("mode,text_dim", [("shard_map", 5), ("pmap", 0)])
+def test_eight_devices_equal_one_device_for_stackgan(mode, text_dim):
+  """StackGAN, two Stage-I then two Stage-II iterations, global batch 16 = 8 x 2: the latents,
+  the conditioning-augmentation noise and the mismatched captions (the next example's, across
+  devices) are the global batch's, BatchNorm synced, so 8 devices train as one. The critic reads
+  the text (``text_dim``) or the generator's mu (0)."""
+  from jaxgan import stackgan as sg
+  state, images = _stackgan_state(text_dim), _images(4, 16)
+  emb = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (4, 16, 12)), np.float32)
+  bodies = [sg.make_stackgan_step(stage=s, jit=False) for s in (1, 1, 2, 2)]
+  expected = state
+  for k, body in enumerate(bodies):
+    expected, m_single = jax.jit(body)(expected, {"image": images[k], "embedding": emb[k]})
+  dp = parallel.DataParallel(mode=mode)
+  got = dp.replicate(state)
+  for k, body in enumerate(bodies):
+    got, m = dp.wrap(body)(got, dp.shard({"image": images[k], "embedding": emb[k]}))
+  got, m = dp.unreplicate(got), dp.metrics(m)
+  assert int(got.step) == 4
+  _close(got, expected, atol=2e-5)
+  for key in ("d_loss", "g_loss", "kl", "d_wrong", "d_fake_uncond"):
+    np.testing.assert_allclose(m[key], m_single[key], rtol=1e-4, atol=1e-5)

@@ -151,9 +151,9 @@ def _enlarge(state: sg.StackGANState, images: np.ndarray) -> np.ndarray:
   return np.repeat(np.repeat(images, k, axis=1), k, axis=2)
 
 
-@jax.jit
-def _generate(state, z, emb, key):
-  return state.generate(z, emb, key)
+@functools.partial(jax.jit, static_argnames=("stage2", "sample_condition"))
+def _generate(state, z, emb, key, stage2=True, sample_condition=True):
+  return state.generate(z, emb, key, stage2, sample_condition)
 
 
 class CaptionGrid(Hook):
@@ -207,9 +207,14 @@ class CaptionMeter:
   (``seen`` / ``heldout``): each attribute's accuracy and ``caption_acc`` (all correct); the FID
   of each stage in the classifier's feature space of the foreground maps against the test
   images' (``fid_stage1`` at Stage I's size, enlarged by the classifier's input resize as Stage
-  II's images are); and ``diversity``: for one seen caption per class, the mean pairwise
-  feature distance of its samples over that of the real test images with the same attributes
-  (1 = as varied as the data; 0 = one image per caption), averaged over the classes.
+  II's images are); and ``diversity`` (``stage1_diversity``): for one seen caption per class, the
+  mean pairwise feature distance of its samples over that of the real test images with the same
+  attributes (1 = as varied as the data; 0 = one image per caption), averaged over the classes.
+
+  The images are drawn as users draw them, with the conditioning augmentation's noise
+  (``c = mu + sigma * eps``); the ``mean_`` measures (``stage1_mean_caption_acc_seen``, ...) draw
+  them with ``c = mu``, which tells how much of what is missed is the noise's doing. Called with
+  ``stage2=False`` (Stage II not trained yet) it measures Stage I alone.
   """
 
   def __init__(self, config: ml_collections.ConfigDict, num: int | None = None):
@@ -264,23 +269,28 @@ class CaptionMeter:
         out[f"{prefix}caption_acc_{group}"] = float(every[mask].mean())
     return out, feats
 
-  def __call__(self, state) -> dict[str, float]:
+  def __call__(self, state, stage2: bool = True) -> dict[str, float]:
     from jaxgan.metrics import fid_from_features
     key = jax.random.fold_in(jnp.asarray(state.key), EVAL_NOISE)
+    prefixes = ("stage1_", "")[:2 if stage2 else 1]
     out: dict[str, float] = {}
-    stages = _generate_all(state, self.table[self.caption_ids], key)
-    for prefix, images in zip(("stage1_", ""), stages):
+    emb = self.table[self.caption_ids]
+    for prefix, images in zip(prefixes, _generate_all(state, emb, key, stage2)):
       scores, feats = self.score(images, prefix)
       out.update(scores)
       out["fid_stage1" if prefix else "fid_stage2"] = float(
           fid_from_features(feats, self.real_features))
+    for prefix, images in zip(prefixes, _generate_all(state, emb, key, stage2,
+                                                      sample_condition=False)):
+      out.update({k: v for k, v in self.score(images, prefix + "mean_")[0].items()
+                  if "caption_acc" in k})
     per = np.repeat(np.asarray(self.diversity_ids), DIVERSITY_SAMPLES)
-    spread_key = jax.random.fold_in(key, 1)
-    _, img2 = _generate_all(state, self.table[per], spread_key)
-    feats = self.classifier(_gray(self.name, img2))[0]
-    ratios = [_mean_pairwise(feats[i * DIVERSITY_SAMPLES:(i + 1) * DIVERSITY_SAMPLES]) / r
-              for i, r in enumerate(self.real_spread) if r > 0]
-    out["diversity"] = float(np.mean(ratios))
+    for prefix, images in zip(prefixes, _generate_all(state, self.table[per],
+                                                      jax.random.fold_in(key, 1), stage2)):
+      feats = self.classifier(_gray(self.name, images))[0]
+      ratios = [_mean_pairwise(feats[i * DIVERSITY_SAMPLES:(i + 1) * DIVERSITY_SAMPLES]) / r
+                for i, r in enumerate(self.real_spread) if r > 0]
+      out[prefix + "diversity"] = float(np.mean(ratios))
     return out
 
 
@@ -289,17 +299,19 @@ def _gray(name: str, images: np.ndarray) -> np.ndarray:
   return captions.to_gray(name, np.asarray(images))
 
 
-def _generate_all(state, embeddings: np.ndarray, key: jax.Array, batch: int = 500):
-  """Both stages' images for ``embeddings`` (noise from ``key``), in batches."""
-  img1, img2 = [], []
+def _generate_all(state, embeddings: np.ndarray, key: jax.Array, stage2: bool = True,
+                  batch: int = 500, sample_condition: bool = True) -> tuple[np.ndarray, ...]:
+  """Both stages' images for ``embeddings`` (noise from ``key``), in batches; Stage I's alone
+  with ``stage2=False``; ``sample_condition=False`` draws with ``c = mu``."""
+  out: list[list[np.ndarray]] = [[], []]
   for start in range(0, len(embeddings), batch):
     emb = jnp.asarray(embeddings[start:start + batch], jnp.float32)
     k = jax.random.fold_in(key, start)
-    a, b = _generate(state, jax.random.normal(k, (len(emb), state.latent_dim)), emb,
-                     jax.random.fold_in(k, 1))
-    img1.append(np.asarray(a))
-    img2.append(np.asarray(b))
-  return np.concatenate(img1), np.concatenate(img2)
+    images = _generate(state, jax.random.normal(k, (len(emb), state.latent_dim)), emb,
+                       jax.random.fold_in(k, 1), stage2, sample_condition)
+    for part, x in zip(out, images[:2 if stage2 else 1]):
+      part.append(np.asarray(x))
+  return tuple(np.concatenate(part) for part in out[:2 if stage2 else 1])
 
 
 class CaptionEvaluate(Hook):
@@ -307,21 +319,26 @@ class CaptionEvaluate(Hook):
 
   def __init__(self, config: ml_collections.ConfigDict, log=None):
     self.every = int(config.eval_every)
+    self.stage1_steps = int(config.stackgan.stage1_steps)
     self.meter = CaptionMeter(config)
     self.last: dict[str, float] = {}
 
   def __call__(self, state, step, history):
-    self.last = self.meter(state)
+    """The meter's measures; Stage II's only once it has trained."""
+    self.last = self.meter(state, stage2=int(step) > self.stage1_steps)
     return dict(self.last)
 
   def end(self, state, step, history):
     m = self.last
     if not m:
       return []
-    line = (f"captions     all correct: seen {m.get('caption_acc_seen', float('nan')):.3f}  held-out "
-            f"{m.get('caption_acc_heldout', float('nan')):.3f} (Stage I: seen "
-            f"{m.get('stage1_caption_acc_seen', float('nan')):.3f})  FID Stage I "
-            f"{m['fid_stage1']:.2f} -> Stage II {m['fid_stage2']:.2f}  diversity {m['diversity']:.2f} "
+    stage = "" if "fid_stage2" in m else "stage1_"
+    fid = (f"FID Stage I {m['fid_stage1']:.2f} -> Stage II {m['fid_stage2']:.2f}" if not stage
+           else f"FID Stage I {m['fid_stage1']:.2f}")
+    line = (f"captions     all correct: seen {m[stage + 'caption_acc_seen']:.3f}  held-out "
+            f"{m[stage + 'caption_acc_heldout']:.3f} (c = mu: {m[stage + 'mean_caption_acc_seen']:.3f} / "
+            f"{m[stage + 'mean_caption_acc_heldout']:.3f}; Stage I: seen "
+            f"{m['stage1_caption_acc_seen']:.3f})  {fid}  diversity {m[stage + 'diversity']:.2f} "
             f"({len(self.meter.index)} test captions)")
     return [line]
 
@@ -458,7 +475,7 @@ class StackGAN(Family):
                   for i in range(min(num, 64))]
     table = text_encoder(config)(captions)
     ids = np.arange(num) % len(captions)
-    img1, img2 = _generate_all(state, table[ids], jax.random.PRNGKey(seed), batch_size)
+    img1, img2 = _generate_all(state, table[ids], jax.random.PRNGKey(seed), batch=batch_size)
     big1 = _enlarge(state, img1)
     shown = min(num, 32)
     pairs = np.stack([big1[:shown], img2[:shown]], axis=1).reshape(-1, *img2.shape[1:])

@@ -7,7 +7,7 @@ paper's released code:
 
 - :class:`ConditioningAugmentation` (sec. 3.1): a fully connected layer and a ReLU give
   ``[mu, log sigma^2]`` of the text embedding; the condition is ``c = mu + sigma * eps`` with
-  ``eps ~ N(0, I)`` drawn from the ``"condition"`` PRNG stream, so that a caption stands for a
+  ``eps ~ N(0, I)`` given or drawn from the ``"condition"`` PRNG stream, so that a caption stands for a
   neighbourhood of conditions (the KL term that keeps it near ``N(0, I)`` is the step's).
 - :class:`Stage1Generator`: ``[z, c]`` -> fully connected to ``4 x 4 x 8w`` (BatchNorm, ReLU),
   then blocks of nearest-neighbour 2x up-sampling + 3x3 convolution + BatchNorm + ReLU, halving the
@@ -75,13 +75,15 @@ class ConditioningAugmentation(nn.Module):
   AttnGAN, which let sigma fall below 1). The embedding is first multiplied by ``input_scale``
   (default ``sqrt(dim)``: a unit-norm sentence embedding gets entries of unit variance, the
   scale the layer's N(0, 0.02) weights were set for). ``sample=False`` returns ``c = mu``
-  (no ``"condition"`` stream needed)."""
+  (no ``"condition"`` stream needed); ``eps`` given (``[N, condition_dim]``) is used instead of a
+  draw from the stream (the train step draws it for the global batch, so that ``n`` devices
+  equal one)."""
   condition_dim: int = 128
   activation: str = "relu"
   input_scale: float | None = None
 
   @nn.compact
-  def __call__(self, embedding: jax.Array, sample: bool = True):
+  def __call__(self, embedding: jax.Array, sample: bool = True, eps: jax.Array | None = None):
     if self.activation not in ("relu", "glu"):
       raise ValueError(f"conditioning augmentation activation {self.activation!r} is not 'relu' "
                        f"or 'glu'")
@@ -92,8 +94,9 @@ class ConditioningAugmentation(nn.Module):
     mu, logvar = x[:, :self.condition_dim], x[:, self.condition_dim:]
     if not sample:
       return mu, mu, logvar
-    eps = jax.random.normal(self.make_rng("condition"), mu.shape, mu.dtype)
-    return mu + jnp.exp(0.5 * logvar) * eps, mu, logvar
+    if eps is None:
+      eps = jax.random.normal(self.make_rng("condition"), mu.shape, mu.dtype)
+    return mu + jnp.exp(0.5 * logvar) * eps.astype(mu.dtype), mu, logvar
 
 
 def _up_block(x: jax.Array, features: int, train: bool, axis_name: str | None) -> jax.Array:
@@ -113,9 +116,9 @@ class Stage1Generator(nn.Module):
 
   @nn.compact
   def __call__(self, z: jax.Array, embedding: jax.Array, train: bool = True,
-               sample_condition: bool = True):
-    c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation, name="ca")(embedding,
-                                                                            sample_condition)
+               sample_condition: bool = True, eps: jax.Array | None = None):
+    c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation, name="ca")(
+        embedding, sample_condition, eps)
     n_up = _steps(self.size / 4, "Stage I's image size (a multiple of 4)")
     ngf = 8 * self.width
     h = nn.Dense(4 * 4 * ngf, use_bias=False, kernel_init=dcgan_kernel_init)(
@@ -151,7 +154,7 @@ class Stage2Generator(nn.Module):
 
   @nn.compact
   def __call__(self, image: jax.Array, embedding: jax.Array, train: bool = True,
-               sample_condition: bool = True):
+               sample_condition: bool = True, eps: jax.Array | None = None):
     down = 2 ** self.encoder_steps
     if self.encoder_steps < 1 or self.in_size % down:
       raise ValueError(f"Stage II's encoder halves the Stage-I image {self.encoder_steps} times: "
@@ -162,8 +165,8 @@ class Stage2Generator(nn.Module):
     for i in range(self.encoder_steps):
       h = nn.relu(_bn(train, ax)(_conv(ngf * 2 ** (i + 1), 4, 2)(h)))
     code = h.shape[-1]
-    c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation, name="ca")(embedding,
-                                                                            sample_condition)
+    c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation, name="ca")(
+        embedding, sample_condition, eps)
     tiled = jnp.broadcast_to(c[:, None, None, :], (*h.shape[:3], c.shape[-1])).astype(h.dtype)
     h = nn.relu(_bn(train, ax)(_conv(code)(jnp.concatenate([h, tiled], axis=-1))))
     for _ in range(self.residual_blocks):

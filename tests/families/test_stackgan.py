@@ -1,5 +1,6 @@
 """The StackGAN family through the trainer and jaxgan.sample: both stages in one run, exact
-resume, sampling from a caption, the caption measures and the config errors."""
+resume, 8 devices against one, sampling from a caption, the caption measures and the config
+errors."""
 
 import jax
 import numpy as np
@@ -52,6 +53,14 @@ def test_one_run_trains_stage1_then_stage2_and_resumes_exactly(mock_mnist, tmp_p
   trainer.train_and_evaluate(half, str(tmp_path / "split"))
   resumed = trainer.train_and_evaluate(config, str(tmp_path / "split"))
   jax.tree.map(np.testing.assert_array_equal, _params(whole), _params(resumed))
+
+  # The conftest's 8 devices train as one device does (1 example each, BatchNorm synced).
+  single = tiny_stackgan()
+  single.num_devices = 1
+  trainer.train_and_evaluate(single, str(tmp_path / "single"))
+  losses = lambda run: [(r["d_loss"], r["g_loss"], r["kl"]) for r in read_metrics(run) if "d_loss" in r]
+  assert len(losses(tmp_path / "whole")) == 4
+  np.testing.assert_allclose(losses(tmp_path / "single"), losses(tmp_path / "whole"), rtol=1e-4)
 
   # Stage I is frozen through Stage II: the run's Stage-I networks are those of step 2.
   first = trainer.train_and_evaluate(tiny_stackgan(2, 2), str(tmp_path / "first"))
@@ -130,6 +139,20 @@ def test_the_caption_meter_reads_real_images_as_their_captions(monkeypatch, tmp_
     assert perfect[f"caption_acc_{group}"] >= 0.93
   shuffled, _ = meter.score(np.random.default_rng(0).permutation(meter.real_images()))
   assert shuffled["caption_acc_seen"] < 0.1
+
+  # On a model: Stage I alone before Stage II trains, both after; c sampled and c = mu.
+  family = families.for_config(config)
+  state = family.build_state(config, (32, 32, 3))
+  first, both = meter(state, stage2=False), meter(state)
+  assert not any(k.startswith(("caption_acc", "fid_stage2", "mean_", "diversity")) for k in first)
+  assert set(first) < set(both)
+  for m in (first, both):
+    for k in ("stage1_caption_acc_seen", "stage1_mean_caption_acc_heldout"):
+      assert 0 <= m[k] <= 1
+    assert m["stage1_diversity"] >= 0 and np.isfinite(m["fid_stage1"])
+  for k in ("mean_caption_acc_seen", "diversity", "fid_stage2"):
+    assert np.isfinite(both[k])
+  assert first["fid_stage1"] == both["fid_stage1"]
 
 
 def test_the_paper_size_recipe_trains_on_a_captioned_folder(tmp_path, monkeypatch):

@@ -49,6 +49,10 @@ def test_conditioning_augmentation_is_mu_plus_sigma_eps():
   assert abs(draws.mean()) < 0.02 and abs(draws.std() - 1) < 0.02
   c0, mu0, _ = ca.apply(v, emb, sample=False)
   np.testing.assert_allclose(c0, mu0)
+  # A given eps replaces the stream's draw (the train step draws it for the global batch).
+  given = jnp.asarray(np.random.default_rng(3).normal(size=(5, C)), jnp.float32)
+  cg, mug, lvg = ca.apply(v, emb, eps=given)
+  np.testing.assert_allclose(cg, mug + jnp.exp(0.5 * lvg) * given, atol=1e-6)
 
 
 def test_glu_conditioning_augmentation_gates_half_of_a_wider_layer():
