@@ -140,7 +140,10 @@ def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   # Stage I's critic at 64 (its 16x16 input allows only two stride-2 convolutions): with the
   # gated CA it read 51 % of the digits right after 3,000 iterations, against 10 % at width 32
   # with the ReLU CA (docs/text-to-image.md).
-  config.discriminator = ml_collections.ConfigDict({"width": 64, "stage2_width": 32})
+  # stage1_unconditional: Stage I's critic with the unconditional head Stage II's has
+  # (StackGAN++'s joint conditional-unconditional loss); the paper's Stage I has none.
+  config.discriminator = ml_collections.ConfigDict(
+      {"width": 64, "stage2_width": 32, "stage1_unconditional": False})
   config.stackgan = ml_collections.ConfigDict({
       "stage1_size": 16,
       # Stage I for the first half of the run, then Stage II ("// 2" keeps the split when

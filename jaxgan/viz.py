@@ -6,6 +6,7 @@ import math
 import os
 import shutil
 import subprocess
+import textwrap
 from typing import Sequence
 
 import matplotlib
@@ -13,6 +14,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+
+CAPTION_WIDTH = 36   # characters per line of a caption beside its row (the 300-pixel margin)
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -50,8 +54,8 @@ def captioned_rows(rows: Sequence[np.ndarray], captions: Sequence[str],
     ax = fig.add_axes([text_w / (text_w + w), bottom, w / (text_w + w), h / total_h])
     ax.imshow(row, interpolation="nearest")
     ax.axis("off")
-    fig.text(0.01, bottom + 0.5 * h / total_h, caption, fontsize=9, va="center", ha="left",
-             wrap=True)
+    fig.text(0.01, bottom + 0.5 * h / total_h, textwrap.fill(caption, CAPTION_WIDTH), fontsize=9,
+             va="center", ha="left")
   for j, header in enumerate(headers):
     x = (text_w + (j + 0.5) * w / len(headers)) / (text_w + w)
     fig.text(x, 1 - 0.5 * head_h / total_h, header, fontsize=10, ha="center", va="center")

@@ -36,6 +36,11 @@ FIXED_NOISE = 2**31 - 1                # fold_in tag of the grid's fixed noise
 D_CONDITIONS = ("text", "mu")   # what the critics' conditional heads read (stackgan.d_condition)
 
 
+def d_condition(config: ml_collections.ConfigDict) -> str:
+  """``config.stackgan.d_condition``; runs saved before the key existed read ``mu``."""
+  return config.stackgan.get("d_condition", "mu")
+
+
 def build_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
   """``(G_0, D_0, G, D)`` of ``config`` for images of ``image_shape`` (Stage II's size)."""
   st = config.stackgan
@@ -43,11 +48,12 @@ def build_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
   g, d = config.generator, config.discriminator
   # The critics' condition: the sentence embedding compressed by their own layer (the paper) or
   # the generator's conditioning-augmentation mean (the released PyTorch code; runs without the key).
-  text_dim = int(st.condition_dim) if st.get("d_condition", "mu") == "text" else 0
+  text_dim = int(st.condition_dim) if d_condition(config) == "text" else 0
   return (Stage1Generator(size=int(st.stage1_size), channels=channels, width=int(g.width),
                           latent_dim=int(config.latent_dim), condition_dim=int(st.condition_dim),
                           ca_activation=st.get("ca_activation", "relu")),
-          StackDiscriminator(width=int(d.width), text_dim=text_dim),
+          StackDiscriminator(width=int(d.width), text_dim=text_dim,
+                             unconditional=bool(d.get("stage1_unconditional", False))),
           Stage2Generator(size=int(image_shape[0]), in_size=int(st.stage1_size), channels=channels,
                           width=int(g.stage2_width), condition_dim=int(st.condition_dim),
                           residual_blocks=int(g.residual_blocks),
@@ -136,13 +142,14 @@ def grid_captions(config: ml_collections.ConfigDict) -> list[str]:
 
 
 def caption_rows(state: sg.StackGANState, embeddings: np.ndarray, per_caption: int,
-                 key: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+                 key: jax.Array, stage2: bool = True) -> tuple[np.ndarray, ...]:
   """``(stage-I images enlarged to Stage II's size, stage-II images)``, ``per_caption`` of each
-  caption in turn, from the noise of ``key``."""
+  caption in turn, from the noise of ``key``; Stage I's alone with ``stage2=False``."""
   emb = np.repeat(np.asarray(embeddings, np.float32), per_caption, axis=0)
   z = jax.random.normal(key, (len(emb), state.latent_dim))
-  img1, img2 = _generate(state, z, jnp.asarray(emb), jax.random.fold_in(key, 1))
-  return _enlarge(state, np.asarray(img1)), np.asarray(img2)
+  img1, img2 = _generate(state, z, jnp.asarray(emb), jax.random.fold_in(key, 1), stage2)
+  big1 = _enlarge(state, np.asarray(img1))
+  return (big1, np.asarray(img2)) if stage2 else (big1,)
 
 
 def _enlarge(state: sg.StackGANState, images: np.ndarray) -> np.ndarray:
@@ -158,28 +165,32 @@ def _generate(state, z, emb, key, stage2=True, sample_condition=True):
 
 class CaptionGrid(Hook):
   """``samples/step_XXXXXXX.png``: each fixed caption beside its row, Stage I (enlarged) on the
-  left and Stage II on the right, from fixed noise; ``final.png`` at the end."""
+  left and Stage II on the right, from fixed noise (Stage I alone until Stage II trains);
+  ``final.png`` at the end."""
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.every = int(config.sample_every)
+    self.stage1_steps = int(config.stackgan.stage1_steps)
     self.captions = grid_captions(config)
     self.embeddings = embed(config, self.captions)
 
-  def picture(self, state) -> np.ndarray:
+  def picture(self, state, stage2: bool = True) -> np.ndarray:
     from jaxgan import viz
     key = jax.random.fold_in(jnp.asarray(state.key), FIXED_NOISE)
-    big1, img2 = caption_rows(state, self.embeddings, GRID_SAMPLES, key)
-    rows = [np.concatenate([viz.make_grid(big1[i * GRID_SAMPLES:(i + 1) * GRID_SAMPLES], GRID_SAMPLES),
-                            viz.make_grid(img2[i * GRID_SAMPLES:(i + 1) * GRID_SAMPLES], GRID_SAMPLES)],
-                           axis=1) for i in range(len(self.captions))]
-    return viz.captioned_rows(rows, self.captions, ("Stage I", "Stage II"))
+    stages = caption_rows(state, self.embeddings, GRID_SAMPLES, key, stage2)
+    rows = [np.concatenate([viz.make_grid(x[i * GRID_SAMPLES:(i + 1) * GRID_SAMPLES], GRID_SAMPLES)
+                            for x in stages], axis=1) for i in range(len(self.captions))]
+    return viz.captioned_rows(rows, self.captions, ("Stage I", "Stage II")[:len(stages)])
 
   def __call__(self, state, step, history):
-    return {"samples": Picture(f"samples/step_{step:07d}.png", self.picture(state))}
+    return {"samples": Picture(f"samples/step_{step:07d}.png",
+                               self.picture(state, int(step) > self.stage1_steps))}
 
   def end(self, state, step, history):
-    return [Picture("samples/final.png", self.picture(state)),
-            "samples      samples/  (each row: a caption, Stage I | Stage II; final: samples/final.png)"]
+    stage2 = int(step) > self.stage1_steps
+    return [Picture("samples/final.png", self.picture(state, stage2)),
+            f"samples      samples/  (each row: a caption, {'Stage I | Stage II' if stage2 else 'Stage I'}"
+            f"; final: samples/final.png)"]
 
 
 EVAL_NOISE = 2**31 - 2     # fold_in tag of the evaluation's noise
@@ -372,7 +383,7 @@ class StackGAN(Family):
       count(config, "generator.stage2_encoder_steps", 1)
     count(config, "stackgan.lr_decay_steps", 0)
     number(config, "stackgan.kl_weight", 0.0)
-    if st.get("d_condition", "mu") not in D_CONDITIONS:
+    if d_condition(config) not in D_CONDITIONS:
       raise ConfigError(f"config.stackgan.d_condition={st.d_condition!r}: the critics read the "
                         f"caption's embedding ('text', the paper) or the generator's conditioning "
                         f"mean ('mu', the released PyTorch code)")
@@ -414,10 +425,11 @@ class StackGAN(Family):
   # -- state --------------------------------------------------------------------------------
   def build_state(self, config: ml_collections.ConfigDict, image_shape, num_classes: int = 0):
     g1, d1, g2, d2 = build_networks(config, image_shape)
-    tx = lambda: sg.stackgan_optimizer(float(config.learning_rate),
-                                       int(config.stackgan.lr_decay_steps), config.b1, config.b2)
+    tx = lambda rate: sg.stackgan_optimizer(float(config.get(rate, 0.0) or config.learning_rate),
+                                            int(config.stackgan.lr_decay_steps), config.b1, config.b2)
     try:
-      return sg.create_stackgan_state(g1, d1, g2, d2, tx(), tx(), jax.random.PRNGKey(config.seed),
+      return sg.create_stackgan_state(g1, d1, g2, d2, tx("g_learning_rate"), tx("d_learning_rate"),
+                                      jax.random.PRNGKey(config.seed),
                                       int(config.stackgan.embedding_dim))
     except (TypeError, ValueError) as e:
       raise ConfigError(f"cannot build StackGAN from config.generator / config.discriminator / "

@@ -66,6 +66,10 @@ def test_one_run_trains_stage1_then_stage2_and_resumes_exactly(mock_mnist, tmp_p
   first = trainer.train_and_evaluate(tiny_stackgan(2, 2), str(tmp_path / "first"))
   for a, b in zip(_params(first), _params(whole)):
     jax.tree.map(np.testing.assert_array_equal, a["stage1"], b["stage1"])
+  # A run of Stage I alone shows Stage I alone: its grid has one column of images, not two.
+  from PIL import Image
+  size = lambda run: Image.open(tmp_path / run / "samples" / "final.png").size
+  assert size("first")[1] == size("whole")[1] and size("first")[0] < size("whole")[0] - 100
 
   drawing = sample.draw(str(tmp_path / "whole"), 5, caption="a thick blue seven")
   assert drawing.arrays["images"].shape == (5, 32, 32, 3)
@@ -109,6 +113,46 @@ def test_config_errors_name_the_key(key, value, match):
   node[leaf] = value
   with pytest.raises(ConfigError, match=match):
     families.check(config)
+
+
+@pytest.mark.parametrize("rate", ["g_learning_rate", "d_learning_rate"])
+def test_each_network_trains_at_its_own_rate(rate):
+  """config.g_learning_rate / d_learning_rate (0 = learning_rate) set the generators' and the
+  critics' Adam rates; Adam's first update moves a parameter by about the rate."""
+  config = tiny_stackgan()
+  config[rate] = 1e-9
+  family = families.check(config)
+  state = family.build_state(config, (32, 32, 3))
+  rng = np.random.default_rng(0)
+  batch = {"image": rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32),
+           "embedding": rng.normal(size=(8, 384)).astype(np.float32)}
+  new, _ = jax.jit(family.phase_body(config, 0))(state, batch)
+  moved = lambda a, b: max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+                           for x, y in zip(jax.tree.leaves(a["stage1"]), jax.tree.leaves(b["stage1"])))
+  slow, fast = (new.g_params, new.d_params) if rate == "g_learning_rate" else (new.d_params, new.g_params)
+  old_slow, old_fast = ((state.g_params, state.d_params) if rate == "g_learning_rate"
+                        else (state.d_params, state.g_params))
+  assert moved(slow, old_slow) < 1e-8
+  assert moved(fast, old_fast) > 1e-4
+
+
+def test_stage1_critic_takes_the_unconditional_head_when_asked():
+  """discriminator.stage1_unconditional: Stage I's critic gets Stage II's unconditional head (the
+  joint conditional-unconditional loss of StackGAN++); off, as in the paper, it has none."""
+  config = tiny_stackgan()
+  family = families.check(config)
+  assert "uncond_logits" not in family.build_state(config, (32, 32, 3)).d_params["stage1"]
+  config.discriminator.stage1_unconditional = True
+  state = family.build_state(config, (32, 32, 3))
+  assert "uncond_logits" in state.d_params["stage1"]
+  rng = np.random.default_rng(0)
+  batch = {"image": rng.uniform(-1, 1, (8, 32, 32, 3)).astype(np.float32),
+           "embedding": rng.normal(size=(8, 384)).astype(np.float32)}
+  _, m = jax.jit(family.phase_body(config, 0))(state, batch)
+  assert float(m["d_real_uncond"]) > 0 and float(m["d_fake_uncond"]) > 0
+  np.testing.assert_allclose(
+      m["d_loss"], (m["d_real"] + m["d_real_uncond"]) / 2
+      + (m["d_fake"] + m["d_wrong"] + m["d_fake_uncond"]) / 3, rtol=1e-5)
 
 
 def test_the_recipes_split_the_run_between_the_stages():
