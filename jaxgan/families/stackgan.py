@@ -36,6 +36,11 @@ FIXED_NOISE = 2**31 - 1                # fold_in tag of the grid's fixed noise
 D_CONDITIONS = ("text", "mu")   # what the critics' conditional heads read (stackgan.d_condition)
 
 
+def stage2_trained(config: ml_collections.ConfigDict, step) -> bool:
+  """Whether Stage II has trained by ``step`` (it starts after ``stackgan.stage1_steps``)."""
+  return int(step) > int(config.stackgan.stage1_steps)
+
+
 def d_condition(config: ml_collections.ConfigDict) -> str:
   """``config.stackgan.d_condition``; runs saved before the key existed read ``mu``."""
   return config.stackgan.get("d_condition", "mu")
@@ -53,7 +58,7 @@ def build_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
                           latent_dim=int(config.latent_dim), condition_dim=int(st.condition_dim),
                           ca_activation=st.get("ca_activation", "relu")),
           StackDiscriminator(width=int(d.width), text_dim=text_dim,
-                             unconditional=bool(d.get("stage1_unconditional", False))),
+                             unconditional=d.get("stage1_unconditional", False)),
           Stage2Generator(size=int(image_shape[0]), in_size=int(st.stage1_size), channels=channels,
                           width=int(g.stage2_width), condition_dim=int(st.condition_dim),
                           residual_blocks=int(g.residual_blocks),
@@ -170,7 +175,7 @@ class CaptionGrid(Hook):
 
   def __init__(self, config: ml_collections.ConfigDict):
     self.every = int(config.sample_every)
-    self.stage1_steps = int(config.stackgan.stage1_steps)
+    self.config = config
     self.captions = grid_captions(config)
     self.embeddings = embed(config, self.captions)
 
@@ -184,10 +189,10 @@ class CaptionGrid(Hook):
 
   def __call__(self, state, step, history):
     return {"samples": Picture(f"samples/step_{step:07d}.png",
-                               self.picture(state, int(step) > self.stage1_steps))}
+                               self.picture(state, stage2_trained(self.config, step)))}
 
   def end(self, state, step, history):
-    stage2 = int(step) > self.stage1_steps
+    stage2 = stage2_trained(self.config, step)
     return [Picture("samples/final.png", self.picture(state, stage2)),
             f"samples      samples/  (each row: a caption, {'Stage I | Stage II' if stage2 else 'Stage I'}"
             f"; final: samples/final.png)"]
@@ -314,15 +319,15 @@ def _generate_all(state, embeddings: np.ndarray, key: jax.Array, stage2: bool = 
                   batch: int = 500, sample_condition: bool = True) -> tuple[np.ndarray, ...]:
   """Both stages' images for ``embeddings`` (noise from ``key``), in batches; Stage I's alone
   with ``stage2=False``; ``sample_condition=False`` draws with ``c = mu``."""
-  out: list[list[np.ndarray]] = [[], []]
+  out: list[list[np.ndarray]] = [[] for _ in range(2 if stage2 else 1)]
   for start in range(0, len(embeddings), batch):
     emb = jnp.asarray(embeddings[start:start + batch], jnp.float32)
     k = jax.random.fold_in(key, start)
     images = _generate(state, jax.random.normal(k, (len(emb), state.latent_dim)), emb,
                        jax.random.fold_in(k, 1), stage2, sample_condition)
-    for part, x in zip(out, images[:2 if stage2 else 1]):
+    for part, x in zip(out, images):
       part.append(np.asarray(x))
-  return tuple(np.concatenate(part) for part in out[:2 if stage2 else 1])
+  return tuple(np.concatenate(part) for part in out)
 
 
 class CaptionEvaluate(Hook):
@@ -330,13 +335,13 @@ class CaptionEvaluate(Hook):
 
   def __init__(self, config: ml_collections.ConfigDict, log=None):
     self.every = int(config.eval_every)
-    self.stage1_steps = int(config.stackgan.stage1_steps)
+    self.config = config
     self.meter = CaptionMeter(config)
     self.last: dict[str, float] = {}
 
   def __call__(self, state, step, history):
     """The meter's measures; Stage II's only once it has trained."""
-    self.last = self.meter(state, stage2=int(step) > self.stage1_steps)
+    self.last = self.meter(state, stage2=stage2_trained(self.config, step))
     return dict(self.last)
 
   def end(self, state, step, history):
