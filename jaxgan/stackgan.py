@@ -81,12 +81,16 @@ class StackGANState:
     return int(self.generator2.size)
 
   def generate(self, z: jax.Array, embedding: jax.Array, key: jax.Array,
-               stage2: bool = True, sample_condition: bool = True) -> tuple[jax.Array, jax.Array | None]:
+               stage2: bool = True, sample_condition: bool = True,
+               truncation: float | None = None) -> tuple[jax.Array, jax.Array | None]:
     """``(Stage-I images, Stage-II images)`` for latents ``z`` and text embeddings (inference
     mode; ``key`` draws the conditioning-augmentation noise, ``sample_condition=False`` uses
-    ``c = mu``); Stage II is None with ``stage2=False``."""
-    eps1, eps2 = (jax.random.normal(jax.random.fold_in(key, stream),
-                                    (z.shape[0], int(self.generator.condition_dim)))
+    ``c = mu``, ``truncation`` = psi draws it from the normal truncated to ``[-psi, psi]``);
+    Stage II is None with ``stage2=False``."""
+    shape = (z.shape[0], int(self.generator.condition_dim))
+    eps1, eps2 = (jax.random.normal(jax.random.fold_in(key, stream), shape) if truncation is None
+                  else jax.random.truncated_normal(jax.random.fold_in(key, stream), -truncation,
+                                                   truncation, shape)
                   for stream in (_CA1, _CA2))
     img1 = _stage1(self, self.g_params["stage1"], z, embedding, eps1, train=False,
                    sample_condition=sample_condition)[0][0]

@@ -56,14 +56,16 @@ def build_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
   text_dim = int(st.condition_dim) if d_condition(config) == "text" else 0
   return (Stage1Generator(size=int(st.stage1_size), channels=channels, width=int(g.width),
                           latent_dim=int(config.latent_dim), condition_dim=int(st.condition_dim),
-                          ca_activation=st.get("ca_activation", "relu")),
+                          ca_activation=st.get("ca_activation", "relu"),
+                          ca_max_sigma=float(st.get("ca_max_sigma", 0.0))),
           StackDiscriminator(width=int(d.width), text_dim=text_dim,
                              unconditional=d.get("stage1_unconditional", False)),
           Stage2Generator(size=int(image_shape[0]), in_size=int(st.stage1_size), channels=channels,
                           width=int(g.stage2_width), condition_dim=int(st.condition_dim),
                           residual_blocks=int(g.residual_blocks),
                           encoder_steps=int(g.get("stage2_encoder_steps", 2)),
-                          ca_activation=st.get("ca_activation", "relu")),
+                          ca_activation=st.get("ca_activation", "relu"),
+                          ca_max_sigma=float(st.get("ca_max_sigma", 0.0))),
           StackDiscriminator(width=int(d.stage2_width), unconditional=True, text_dim=text_dim))
 
 
@@ -163,9 +165,9 @@ def _enlarge(state: sg.StackGANState, images: np.ndarray) -> np.ndarray:
   return np.repeat(np.repeat(images, k, axis=1), k, axis=2)
 
 
-@functools.partial(jax.jit, static_argnames=("stage2", "sample_condition"))
-def _generate(state, z, emb, key, stage2=True, sample_condition=True):
-  return state.generate(z, emb, key, stage2, sample_condition)
+@functools.partial(jax.jit, static_argnames=("stage2", "sample_condition", "truncation"))
+def _generate(state, z, emb, key, stage2=True, sample_condition=True, truncation=None):
+  return state.generate(z, emb, key, stage2, sample_condition, truncation)
 
 
 class CaptionGrid(Hook):
@@ -316,15 +318,20 @@ def _gray(name: str, images: np.ndarray) -> np.ndarray:
 
 
 def _generate_all(state, embeddings: np.ndarray, key: jax.Array, stage2: bool = True,
-                  batch: int = 500, sample_condition: bool = True) -> tuple[np.ndarray, ...]:
+                  batch: int = 500, sample_condition: bool = True,
+                  truncation: float | None = None) -> tuple[np.ndarray, ...]:
   """Both stages' images for ``embeddings`` (noise from ``key``), in batches; Stage I's alone
-  with ``stage2=False``; ``sample_condition=False`` draws with ``c = mu``."""
+  with ``stage2=False``; ``sample_condition=False`` draws with ``c = mu``; ``truncation`` = psi
+  draws ``z`` and the conditioning-augmentation noise from the normal truncated to ``[-psi, psi]``."""
   out: list[list[np.ndarray]] = [[] for _ in range(2 if stage2 else 1)]
   for start in range(0, len(embeddings), batch):
     emb = jnp.asarray(embeddings[start:start + batch], jnp.float32)
     k = jax.random.fold_in(key, start)
-    images = _generate(state, jax.random.normal(k, (len(emb), state.latent_dim)), emb,
-                       jax.random.fold_in(k, 1), stage2, sample_condition)
+    shape = (len(emb), state.latent_dim)
+    z = (jax.random.normal(k, shape) if truncation is None
+         else jax.random.truncated_normal(k, -truncation, truncation, shape))
+    images = _generate(state, z, emb, jax.random.fold_in(k, 1), stage2, sample_condition,
+                       truncation)
     for part, x in zip(out, images):
       part.append(np.asarray(x))
   return tuple(np.concatenate(part) for part in out)
@@ -388,6 +395,7 @@ class StackGAN(Family):
       count(config, "generator.stage2_encoder_steps", 1)
     count(config, "stackgan.lr_decay_steps", 0)
     number(config, "stackgan.kl_weight", 0.0)
+    number(config, "stackgan.ca_max_sigma", 0.0)
     if d_condition(config) not in D_CONDITIONS:
       raise ConfigError(f"config.stackgan.d_condition={st.d_condition!r}: the critics read the "
                         f"caption's embedding ('text', the paper) or the generator's conditioning "
@@ -481,9 +489,9 @@ class StackGAN(Family):
     without a caption, ``num`` images of the test split's captions in turn."""
     from jaxgan import viz
     from jaxgan.generation import SampleError
-    if label is not None or truncation is not None or interpolate:
-      raise SampleError("StackGAN samples from captions: use --caption TEXT (not --label, "
-                        "--truncation or --interpolate)")
+    if label is not None or interpolate:
+      raise SampleError("StackGAN samples from captions: use --caption TEXT (not --label or "
+                        "--interpolate)")
     if caption is not None:
       captions = [caption]
     else:
@@ -492,7 +500,8 @@ class StackGAN(Family):
                   for i in range(min(num, 64))]
     table = text_encoder(config)(captions)
     ids = np.arange(num) % len(captions)
-    img1, img2 = _generate_all(state, table[ids], jax.random.PRNGKey(seed), batch=batch_size)
+    img1, img2 = _generate_all(state, table[ids], jax.random.PRNGKey(seed), batch=batch_size,
+                               truncation=None if truncation is None else float(truncation))
     big1 = _enlarge(state, img1)
     shown = min(num, 32)
     pairs = np.stack([big1[:shown], img2[:shown]], axis=1).reshape(-1, *img2.shape[1:])

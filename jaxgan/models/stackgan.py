@@ -70,6 +70,10 @@ def _steps(ratio: float, what: str) -> int:
 class ConditioningAugmentation(nn.Module):
   """``(c, mu, log sigma^2)`` of a text embedding (StackGAN sec. 3.1; ``c = mu + sigma * eps``).
 
+  ``max_sigma`` > 0 bounds sigma (``log sigma^2 <= 2 log max_sigma``): with a
+  light KL term the generator otherwise blows up one or two dimensions' sigma (to 5-35) and reads
+  them as one more latent, which redraws the caption's colour and class.
+
   ``activation``: ``"relu"`` on the fully connected layer's output (StackGAN's released code,
   which keeps ``log sigma^2 >= 0``) or ``"glu"`` (a layer twice as wide, gated; StackGAN++ and
   AttnGAN, which let sigma fall below 1). The embedding is first multiplied by ``input_scale``
@@ -81,6 +85,7 @@ class ConditioningAugmentation(nn.Module):
   condition_dim: int = 128
   activation: str = "relu"
   input_scale: float | None = None
+  max_sigma: float = 0.0      # > 0: the largest sigma (0: unbounded, the paper)
 
   @nn.compact
   def __call__(self, embedding: jax.Array, sample: bool = True, eps: jax.Array | None = None):
@@ -92,6 +97,8 @@ class ConditioningAugmentation(nn.Module):
     x = nn.Dense(width, kernel_init=dcgan_kernel_init, name="fc")(embedding * scale)
     x = nn.relu(x) if self.activation == "relu" else nn.glu(x)
     mu, logvar = x[:, :self.condition_dim], x[:, self.condition_dim:]
+    if self.max_sigma > 0:
+      logvar = jnp.minimum(logvar, 2.0 * math.log(self.max_sigma))
     if not sample:
       return mu, mu, logvar
     if eps is None:
@@ -112,12 +119,14 @@ class Stage1Generator(nn.Module):
   latent_dim: int = 100
   condition_dim: int = 128
   ca_activation: str = "relu"  # ConditioningAugmentation's
+  ca_max_sigma: float = 0.0    # ConditioningAugmentation's max_sigma
   bn_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, z: jax.Array, embedding: jax.Array, train: bool = True,
                sample_condition: bool = True, eps: jax.Array | None = None):
-    c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation, name="ca")(
+    c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation,
+                                             max_sigma=self.ca_max_sigma, name="ca")(
         embedding, sample_condition, eps)
     n_up = _steps(self.size / 4, "Stage I's image size (a multiple of 4)")
     ngf = 8 * self.width
@@ -150,6 +159,7 @@ class Stage2Generator(nn.Module):
   residual_blocks: int = 4    # the reference's R_NUM
   encoder_steps: int = 2      # stride-2 convolutions of the encoder (the paper's 2: 64 -> 16)
   ca_activation: str = "relu"  # ConditioningAugmentation's
+  ca_max_sigma: float = 0.0      # ConditioningAugmentation's max_sigma
   bn_axis_name: str | None = None
 
   @nn.compact
@@ -165,7 +175,8 @@ class Stage2Generator(nn.Module):
     for i in range(self.encoder_steps):
       h = nn.relu(_bn(train, ax)(_conv(ngf * 2 ** (i + 1), 4, 2)(h)))
     code = h.shape[-1]
-    c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation, name="ca")(
+    c, mu, logvar = ConditioningAugmentation(self.condition_dim, self.ca_activation,
+                                             max_sigma=self.ca_max_sigma, name="ca")(
         embedding, sample_condition, eps)
     tiled = jnp.broadcast_to(c[:, None, None, :], (*h.shape[:3], c.shape[-1])).astype(h.dtype)
     h = nn.relu(_bn(train, ax)(_conv(code)(jnp.concatenate([h, tiled], axis=-1))))

@@ -81,6 +81,11 @@ def test_one_run_trains_stage1_then_stage2_and_resumes_exactly(mock_mnist, tmp_p
   assert not np.array_equal(other.arrays["images"], drawing.arrays["images"])
   with pytest.raises(JaxganError, match="empty"):
     sample.draw(str(tmp_path / "whole"), 2, caption="   ")
+  # --truncation psi: z and both stages' conditioning noise from the normal cut to [-psi, psi];
+  # a small psi leaves the images of one caption nearly alike.
+  spread = lambda d: float(np.std(d.arrays["images"].astype(np.float32), axis=0).mean())
+  narrow = sample.draw(str(tmp_path / "whole"), 5, caption="a thick blue seven", truncation=0.01)
+  assert spread(drawing) > 1.0 and spread(narrow) < 0.25 * spread(drawing)
 
 
 def test_caption_flag_on_a_family_without_text_is_refused(tmp_path, mock_fmnist, monkeypatch):
@@ -103,6 +108,7 @@ def test_caption_flag_on_a_family_without_text_is_refused(tmp_path, mock_fmnist,
     ("augment", "color", "no DiffAugment"),
     ("g_ema", 0.999, "without parameter averages"),
     ("stackgan.d_condition", "label", "d_condition='label'.*'text'.*'mu'"),
+    ("stackgan.ca_max_sigma", -1.0, "ca_max_sigma must be a number >= 0"),
 ])
 def test_config_errors_name_the_key(key, value, match):
   config = tiny_stackgan()

@@ -68,6 +68,20 @@ def test_glu_conditioning_augmentation_gates_half_of_a_wider_layer():
     ConditioningAugmentation(activation="tanh").init(jax.random.PRNGKey(0), emb, sample=False)
 
 
+def test_conditioning_augmentation_bounds_sigma():
+  """max_sigma caps sigma (log sigma^2 <= 2 log max_sigma; the rest of the layer as without)."""
+  emb = jnp.asarray(4 * np.random.default_rng(1).normal(size=(64, E)), jnp.float32)
+  free = ConditioningAugmentation(condition_dim=C)   # ReLU: sigma >= 1, above 1 on most rows
+  v = free.init(jax.random.PRNGKey(0), emb, sample=False)
+  eps = jnp.asarray(np.random.default_rng(3).normal(size=(64, C)), jnp.float32)
+  _, mu, logvar = free.apply(v, emb, eps=eps)
+  assert float(jnp.max(logvar)) > 2 * np.log(1.5)
+  c, mu_b, logvar_b = ConditioningAugmentation(condition_dim=C, max_sigma=1.5).apply(v, emb, eps=eps)
+  np.testing.assert_allclose(mu_b, mu)
+  np.testing.assert_allclose(logvar_b, np.minimum(logvar, 2 * np.log(1.5)), atol=1e-6)
+  np.testing.assert_allclose(c, mu + np.exp(0.5 * np.asarray(logvar_b)) * eps, atol=1e-5)
+
+
 def test_kl_divergence_matches_the_gaussian_formula():
   rng = np.random.default_rng(0)
   mu, logvar = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
@@ -216,3 +230,19 @@ def test_generate_is_deterministic_for_a_key_and_follows_the_text():
   assert a1.shape == (4, 16, 16, 3) and a2.shape == (4, 32, 32, 3)
   c1, c2 = state.generate(z, -emb, jax.random.PRNGKey(5), sample_condition=False)
   assert not np.allclose(a2, c2)
+
+
+def test_truncated_conditioning_noise_tends_to_the_mean_condition():
+  """generate(truncation=psi) draws the CA noise from [-psi, psi]: as psi -> 0 both stages draw
+  what c = mu draws; psi = 3 is still a draw."""
+  state = _state()
+  z = jax.random.normal(jax.random.PRNGKey(3), (4, Z))
+  emb = _batch(4)["embedding"]
+  mean = state.generate(z, emb, jax.random.PRNGKey(5), sample_condition=False)
+  full = state.generate(z, emb, jax.random.PRNGKey(5))
+  tiny = state.generate(z, emb, jax.random.PRNGKey(5), truncation=1e-6)
+  wide = state.generate(z, emb, jax.random.PRNGKey(5), truncation=3.0)
+  off = lambda a, b: float(jnp.max(jnp.abs(a - b)))
+  for m, f, t, w in zip(mean, full, tiny, wide):
+    assert off(t, m) < 1e-3 * off(f, m)
+    assert off(w, m) > 0.1 * off(f, m)
