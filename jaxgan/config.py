@@ -154,6 +154,7 @@ def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
       "d_condition": "text",               # the critics read the text ("text", the paper) or G's mu ("mu")
       "ca_activation": "glu",              # conditioning augmentation: "glu" (StackGAN++) or "relu"
       "ca_max_sigma": 0.0,                 # > 0: the CA's largest sigma (0: unbounded, the paper)
+      "mode_seeking": 0.0,                 # > 0: MSGAN's term on Stage I, this weight (0: the paper)
       "embedding_dim": 384,                # all-MiniLM-L6-v2
       "lr_decay_steps": 2000,              # halve the rates every this many updates of a network
       "captions_per_image": 5,

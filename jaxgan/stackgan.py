@@ -22,7 +22,12 @@ Each iteration (one stage, as the reference trainer):
 - G update on the same fakes through the updated D: ``L_G = BCE(D(fake, condition), 1)`` (+ the
   unconditional head's, Stage II) ``+ kl_weight * KL(N(mu, sigma^2) || N(0, I))``, with
   ``KL = 0.5 * mean(mu^2 + sigma^2 - 1 - log sigma^2)`` and ``kl_weight = 2`` (the reference's
-  ``TRAIN.COEFF.KL``).
+  ``TRAIN.COEFF.KL``);
+- with ``mode_seeking > 0`` (Stage I), the mode-seeking term of Mao et al. (2019, MSGAN, whose
+  text-to-image runs used StackGAN++): Stage I also draws ``G_0(z', text)`` with the same
+  caption and conditioning noise and adds ``mode_seeking / (d_img / d_z + 1e-5)``, ``d_img`` the
+  mean absolute difference of the two images and ``d_z`` of the two latents (over the global
+  batch), so that ``z`` keeps mattering once the caption decides the image.
 
 Optimisers: Adam(2e-4, b1 0.5, b2 0.999) for each network, the rate halved every
 ``lr_decay_steps`` updates of that network (the reference halves it every ``LR_DECAY_EPOCH``
@@ -46,7 +51,8 @@ from jaxgan.steps import gather_batch, local_block, local_draw, pmean
 PyTree = Any
 STAGES = ("stage1", "stage2")
 # Random streams of one step: fold_in(fold_in(key, step), stream).
-_Z, _CA1, _CA2 = 0, 1, 2
+_Z, _CA1, _CA2, _Z2 = 0, 1, 2, 3
+MODE_SEEKING_EPS = 1e-5                 # MSGAN's
 
 
 @struct.dataclass
@@ -175,6 +181,18 @@ def kl_divergence(mu: jax.Array, logvar: jax.Array) -> jax.Array:
   return 0.5 * jnp.mean(jnp.square(mu) + jnp.exp(logvar) - 1.0 - logvar)
 
 
+def _inverse_ratio(d_img: jax.Array, d_z: jax.Array, axis_name: str | None) -> jax.Array:
+  """``1 / (D_img / D_z + eps)`` of the global batch's means ``D`` (this device's means
+  ``d_img``, ``d_z`` over equal shares), written so that the devices' gradients, averaged, are
+  the global term's: its value, plus ``f'(R) * d_img / D_z`` less that same number held
+  constant (``R`` the global ratio, ``f(r) = 1 / (r + eps)``)."""
+  big_img, big_z = pmean(d_img, axis_name), pmean(d_z, axis_name)
+  ratio = lax.stop_gradient(big_img / big_z)
+  slope = -1.0 / jnp.square(ratio + MODE_SEEKING_EPS)
+  local = slope * d_img / lax.stop_gradient(big_z)
+  return lax.stop_gradient(1.0 / (ratio + MODE_SEEKING_EPS)) + local - lax.stop_gradient(local)
+
+
 def _bce(logits: jax.Array, target: float) -> jax.Array:
   return jnp.mean(optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, target)))
 
@@ -189,7 +207,7 @@ def downsample(images: jax.Array, size: int) -> jax.Array:
 
 
 def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
-                axis_name: str | None):
+                mode_seeking: float, axis_name: str | None):
   """One iteration of ``stage``: the D update, then the G update on the same fakes."""
   two = stage == "stage2"
   d_module = state.discriminator2 if two else state.discriminator
@@ -206,10 +224,17 @@ def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
     image1 = lax.stop_gradient(_stage1(state, state.g_params["stage1"], z, embedding, eps1,
                                        train=False)[0][0])
     forward = lambda p: _stage2(state, p, image1, embedding, eps2, train=True)
+  elif mode_seeking:
+    # One pass over both latents with the same captions and noise (BatchNorm sees them together).
+    z2 = local_draw(normal, jax.random.fold_in(key, _Z2), (b, state.latent_dim), axis_name)
+    twice = lambda x: jnp.concatenate([x, x])
+    forward = lambda p: _stage1(state, p, jnp.concatenate([z, z2]), twice(embedding), twice(eps1),
+                                train=True)
   else:
     forward = lambda p: _stage1(state, p, z, embedding, eps1, train=True)
-  (fake, mu, logvar), g_vjp, g_stats = jax.vjp(forward, state.g_params[stage], has_aux=True)
-  cond = embedding if d_module.text_dim else lax.stop_gradient(mu)
+  (fake_all, mu, logvar), g_vjp, g_stats = jax.vjp(forward, state.g_params[stage], has_aux=True)
+  fake, mu_b = fake_all[:b], mu[:b]
+  cond = embedding if d_module.text_dim else lax.stop_gradient(mu_b)
   # Each real image with the next example's text, the next across the global batch.
   wrong_cond = local_block(jnp.roll(gather_batch(cond, axis_name), 1, axis=0), b, axis_name)
 
@@ -239,16 +264,20 @@ def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
   d_updates, d_opt = state.d_tx.update(d_grads, state.d_opt_state[stage], state.d_params[stage])
   d_params = optax.apply_updates(state.d_params[stage], d_updates)
 
-  def g_loss_fn(fake, mu, logvar):
-    out, _ = discriminate(d_params, d_stats, fake, cond)
+  def g_loss_fn(fake_all, mu, logvar):
+    out, _ = discriminate(d_params, d_stats, fake_all[:b], cond)
     adversarial = _bce(out["cond"], 1.0)
     if out["uncond"] is not None:
       adversarial = adversarial + _bce(out["uncond"], 1.0)
     kl = kl_divergence(mu, logvar)
-    return adversarial + kl_weight * kl, kl
+    loss = adversarial + kl_weight * kl
+    if mode_seeking:
+      loss = loss + mode_seeking * _inverse_ratio(jnp.mean(jnp.abs(fake_all[:b] - fake_all[b:])),
+                                                  jnp.mean(jnp.abs(z - z2)), axis_name)
+    return loss, kl
 
   (g_loss, kl), cotangents = jax.value_and_grad(g_loss_fn, argnums=(0, 1, 2), has_aux=True)(
-      fake, mu, logvar)
+      fake_all, mu, logvar)
   (g_grads,) = g_vjp(cotangents)
   g_grads, g_stats = pmean(g_grads, axis_name), pmean(g_stats, axis_name)
   g_updates, g_opt = state.g_tx.update(g_grads, state.g_opt_state[stage], state.g_params[stage])
@@ -267,7 +296,7 @@ def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
 
 
 def stackgan_step_fn(state: StackGANState, batch: dict, *, stage: int, kl_weight: float = 2.0,
-                     axis_name: str | None = None):
+                     mode_seeking: float = 0.0, axis_name: str | None = None):
   """One StackGAN iteration of ``stage`` (1 or 2; Stage I's parameters are only read by 2).
 
   The two stages are two compiled steps, not one step with a ``lax.cond`` on the step count:
@@ -277,14 +306,17 @@ def stackgan_step_fn(state: StackGANState, batch: dict, *, stage: int, kl_weight
   """
   if stage not in (1, 2):
     raise ValueError(f"StackGAN has stages 1 and 2, not {stage!r}")
-  return _stage_step(state, batch, STAGES[stage - 1], kl_weight, axis_name)
+  return _stage_step(state, batch, STAGES[stage - 1], kl_weight,
+                     mode_seeking if stage == 1 else 0.0, axis_name)
 
 
-def make_stackgan_step(*, stage: int, kl_weight: float = 2.0, jit: bool = True) -> Callable:
+def make_stackgan_step(*, stage: int, kl_weight: float = 2.0, mode_seeking: float = 0.0,
+                       jit: bool = True) -> Callable:
   """``step(state, batch, *, axis_name=None) -> (state, metrics)`` of ``stage`` (jitted unless
   ``jit=False``)."""
 
   def step(state, batch, *, axis_name=None):
-    return stackgan_step_fn(state, batch, stage=stage, kl_weight=kl_weight, axis_name=axis_name)
+    return stackgan_step_fn(state, batch, stage=stage, kl_weight=kl_weight,
+                            mode_seeking=mode_seeking, axis_name=axis_name)
 
   return jax.jit(step, static_argnames=("axis_name",)) if jit else step

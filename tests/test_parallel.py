@@ -285,11 +285,13 @@ def test_eight_devices_equal_one_device_for_stackgan(mode, text_dim):
   """StackGAN, two Stage-I then two Stage-II iterations, global batch 16 = 8 x 2: the latents,
   the conditioning-augmentation noise and the mismatched captions (the next example's, across
   devices) are the global batch's, BatchNorm synced, so 8 devices train as one. The critic reads
-  the text (``text_dim``) or the generator's mu (0)."""
+  the text (``text_dim``) or the generator's mu (0); the first also adds the mode-seeking term,
+  a function of the global batch's mean image and latent distances."""
   from jaxgan import stackgan as sg
   state, images = _stackgan_state(text_dim), _images(4, 16)
   emb = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (4, 16, 12)), np.float32)
-  bodies = [sg.make_stackgan_step(stage=s, jit=False) for s in (1, 1, 2, 2)]
+  ms = 1.0 if text_dim else 0.0
+  bodies = [sg.make_stackgan_step(stage=s, mode_seeking=ms, jit=False) for s in (1, 1, 2, 2)]
   expected = state
   for k, body in enumerate(bodies):
     expected, m_single = jax.jit(body)(expected, {"image": images[k], "embedding": emb[k]})

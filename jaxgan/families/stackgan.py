@@ -70,8 +70,9 @@ def build_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
 
 
 @functools.lru_cache(maxsize=8)
-def _body(stage: int, kl_weight: float) -> Callable:
-  return sg.make_stackgan_step(stage=stage, kl_weight=kl_weight, jit=False)
+def _body(stage: int, kl_weight: float, mode_seeking: float) -> Callable:
+  return sg.make_stackgan_step(stage=stage, kl_weight=kl_weight, mode_seeking=mode_seeking,
+                               jit=False)
 
 
 class EmbeddedCaptions:
@@ -396,6 +397,7 @@ class StackGAN(Family):
     count(config, "stackgan.lr_decay_steps", 0)
     number(config, "stackgan.kl_weight", 0.0)
     number(config, "stackgan.ca_max_sigma", 0.0)
+    number(config, "stackgan.mode_seeking", 0.0)
     if d_condition(config) not in D_CONDITIONS:
       raise ConfigError(f"config.stackgan.d_condition={st.d_condition!r}: the critics read the "
                         f"caption's embedding ('text', the paper) or the generator's conditioning "
@@ -469,7 +471,8 @@ class StackGAN(Family):
 
   def phase_body(self, config: ml_collections.ConfigDict, phase: int):
     """Stage I's step (phase 0), then Stage II's (phase 1)."""
-    return _body(1 + phase, float(config.stackgan.kl_weight))
+    return _body(1 + phase, float(config.stackgan.kl_weight),
+                 float(config.stackgan.get("mode_seeking", 0.0)))
 
   def step_body(self, config: ml_collections.ConfigDict):
     """Stage I's step (the first phase)."""

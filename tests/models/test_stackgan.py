@@ -246,3 +246,27 @@ def test_truncated_conditioning_noise_tends_to_the_mean_condition():
   for m, f, t, w in zip(mean, full, tiny, wide):
     assert off(t, m) < 1e-3 * off(f, m)
     assert off(w, m) > 0.1 * off(f, m)
+
+
+def test_mode_seeking_term_is_msgans_inverse_ratio_with_its_gradient():
+  """sg._inverse_ratio(d_img, d_z) = 1 / (d_img / d_z + 1e-5) in value and in gradient (one
+  device; tests/test_parallel.py checks the several-device form through the step)."""
+  d_z = jnp.float32(1.13)
+  direct = lambda d: 1.0 / (d / d_z + sg.MODE_SEEKING_EPS)
+  for d in (0.05, 0.3, 1.2):
+    d = jnp.float32(d)
+    np.testing.assert_allclose(sg._inverse_ratio(d, d_z, None), direct(d), rtol=1e-6)
+    np.testing.assert_allclose(jax.grad(sg._inverse_ratio)(d, d_z, None), jax.grad(direct)(d),
+                               rtol=1e-5)
+
+
+def test_mode_seeking_adds_the_term_to_stage1s_generator_loss_only():
+  """mode_seeking > 0: Stage I's generator loss grows by about the weight over the image-to-latent
+  distance ratio (a second latent, same captions and noise); Stage II's step is unchanged."""
+  state, batch = _state(), _batch(8)
+  plain = sg.make_stackgan_step(stage=1)(state, batch)[1]
+  seeking = sg.make_stackgan_step(stage=1, mode_seeking=1.0)(state, batch)[1]
+  # A fresh generator's images barely move with z: the inverse ratio is large.
+  assert float(seeking["g_loss"]) > float(plain["g_loss"]) + 10.0
+  two = [sg.make_stackgan_step(stage=2, mode_seeking=w)(state, batch)[1]["g_loss"] for w in (0.0, 1.0)]
+  np.testing.assert_array_equal(*two)
