@@ -233,7 +233,9 @@ class CaptionMeter:
   The images are drawn as users draw them, with the conditioning augmentation's noise
   (``c = mu + sigma * eps``); the ``mean_`` measures (``stage1_mean_caption_acc_seen``, ...) draw
   them with ``c = mu``, which tells how much of what is missed is the noise's doing. Called with
-  ``stage2=False`` (Stage II not trained yet) it measures Stage I alone.
+  ``stage2=False`` (Stage II not trained yet) it measures Stage I alone; with ``truncation`` = psi
+  the latents and the noise come from the normal truncated to ``[-psi, psi]`` (what
+  ``jaxgan.sample --truncation`` draws).
   """
 
   def __init__(self, config: ml_collections.ConfigDict, num: int | None = None):
@@ -288,13 +290,14 @@ class CaptionMeter:
         out[f"{prefix}caption_acc_{group}"] = float(every[mask].mean())
     return out, feats
 
-  def __call__(self, state, stage2: bool = True) -> dict[str, float]:
+  def __call__(self, state, stage2: bool = True, truncation: float | None = None) -> dict[str, float]:
     from jaxgan.metrics import fid_from_features
     key = jax.random.fold_in(jnp.asarray(state.key), EVAL_NOISE)
     prefixes = ("stage1_", "")[:2 if stage2 else 1]
     out: dict[str, float] = {}
     emb = self.table[self.caption_ids]
-    for prefix, images in zip(prefixes, _generate_all(state, emb, key, stage2)):
+    for prefix, images in zip(prefixes, _generate_all(state, emb, key, stage2,
+                                                      truncation=truncation)):
       scores, feats = self.score(images, prefix)
       out.update(scores)
       out["fid_stage1" if prefix else "fid_stage2"] = float(
@@ -305,7 +308,8 @@ class CaptionMeter:
                   if "caption_acc" in k})
     per = np.repeat(np.asarray(self.diversity_ids), DIVERSITY_SAMPLES)
     for prefix, images in zip(prefixes, _generate_all(state, self.table[per],
-                                                      jax.random.fold_in(key, 1), stage2)):
+                                                      jax.random.fold_in(key, 1), stage2,
+                                                      truncation=truncation)):
       feats = self.classifier(_gray(self.name, images))[0]
       ratios = [_mean_pairwise(feats[i * DIVERSITY_SAMPLES:(i + 1) * DIVERSITY_SAMPLES]) / r
                 for i, r in enumerate(self.real_spread) if r > 0]

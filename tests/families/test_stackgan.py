@@ -203,6 +203,9 @@ def test_the_caption_meter_reads_real_images_as_their_captions(monkeypatch, tmp_
   for k in ("mean_caption_acc_seen", "diversity", "fid_stage2"):
     assert np.isfinite(both[k])
   assert first["fid_stage1"] == both["fid_stage1"]
+  # Truncated draws (jaxgan.sample --truncation): a tiny psi leaves one image per caption.
+  narrow = meter(state, stage2=False, truncation=1e-4)
+  assert first["stage1_diversity"] > 0 and narrow["stage1_diversity"] < 0.1 * first["stage1_diversity"]
 
 
 def test_the_paper_size_recipe_trains_on_a_captioned_folder(tmp_path, monkeypatch):
