@@ -71,7 +71,7 @@ class ConditioningAugmentation(nn.Module):
   """``(c, mu, log sigma^2)`` of a text embedding (StackGAN sec. 3.1; ``c = mu + sigma * eps``).
 
   ``max_sigma`` > 0 bounds sigma (``log sigma^2 <= 2 log max_sigma``): with a
-  light KL term the generator otherwise blows up one or two dimensions' sigma (to 5-35) and reads
+  light KL term the generator otherwise blows up one or two dimensions' sigma (to 4-34) and reads
   them as one more latent, which redraws the caption's colour and class.
 
   ``activation``: ``"relu"`` on the fully connected layer's output (StackGAN's released code,
