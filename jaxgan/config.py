@@ -152,6 +152,7 @@ def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
       "kl_weight": 2.0,
       "condition_dim": 128,
       "d_condition": "text",               # the critics read the text ("text", the paper) or G's mu ("mu")
+      "d_head": "concat",                  # ...joined to the image by "concat" (the paper) or "projection"
       "ca_activation": "glu",              # conditioning augmentation: "glu" (StackGAN++) or "relu"
       "ca_max_sigma": 0.0,                 # > 0: the CA's largest sigma (0: unbounded, the paper)
       "mode_seeking": 0.0,                 # > 0: MSGAN's term on Stage I, this weight (0: the paper)

@@ -34,6 +34,7 @@ FIXED_NOISE = 2**31 - 1                # fold_in tag of the grid's fixed noise
 
 
 D_CONDITIONS = ("text", "mu")   # what the critics' conditional heads read (stackgan.d_condition)
+D_HEADS = ("concat", "projection")   # how they join it with the image (stackgan.d_head)
 
 
 def stage2_trained(config: ml_collections.ConfigDict, step) -> bool:
@@ -54,11 +55,12 @@ def build_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
   # The critics' condition: the sentence embedding compressed by their own layer (the paper) or
   # the generator's conditioning-augmentation mean (the released PyTorch code; runs without the key).
   text_dim = int(st.condition_dim) if d_condition(config) == "text" else 0
+  head = st.get("d_head", "concat")
   return (Stage1Generator(size=int(st.stage1_size), channels=channels, width=int(g.width),
                           latent_dim=int(config.latent_dim), condition_dim=int(st.condition_dim),
                           ca_activation=st.get("ca_activation", "relu"),
                           ca_max_sigma=float(st.get("ca_max_sigma", 0.0))),
-          StackDiscriminator(width=int(d.width), text_dim=text_dim,
+          StackDiscriminator(width=int(d.width), text_dim=text_dim, head=head,
                              unconditional=d.get("stage1_unconditional", False)),
           Stage2Generator(size=int(image_shape[0]), in_size=int(st.stage1_size), channels=channels,
                           width=int(g.stage2_width), condition_dim=int(st.condition_dim),
@@ -66,7 +68,8 @@ def build_networks(config: ml_collections.ConfigDict, image_shape) -> tuple:
                           encoder_steps=int(g.get("stage2_encoder_steps", 2)),
                           ca_activation=st.get("ca_activation", "relu"),
                           ca_max_sigma=float(st.get("ca_max_sigma", 0.0))),
-          StackDiscriminator(width=int(d.stage2_width), unconditional=True, text_dim=text_dim))
+          StackDiscriminator(width=int(d.stage2_width), unconditional=True, text_dim=text_dim,
+                             head=head))
 
 
 @functools.lru_cache(maxsize=8)
@@ -406,6 +409,9 @@ class StackGAN(Family):
       raise ConfigError(f"config.stackgan.d_condition={st.d_condition!r}: the critics read the "
                         f"caption's embedding ('text', the paper) or the generator's conditioning "
                         f"mean ('mu', the released PyTorch code)")
+    if st.get("d_head", "concat") not in D_HEADS:
+      raise ConfigError(f"config.stackgan.d_head={st.d_head!r}: the critics join image and "
+                        f"condition by 'concat' (the paper) or 'projection' (Miyato & Koyama)")
     s1, s2 = int(st.stage1_size), int(config.image_size)
     ok = s1 >= 8 and s1 % 4 == 0 and (s1 & (s1 - 1)) == 0 and s2 in (2 * s1, 4 * s1)
     if not ok:

@@ -196,10 +196,17 @@ class StackDiscriminator(nn.Module):
 
   ``cond``: the image with its condition ``c``; ``wrong``: the same images with the conditions
   ``c_wrong`` (mismatched text; None when not given); ``uncond`` (``unconditional=True``, Stage
-  II): the image alone (None otherwise)."""
+  II): the image alone (None otherwise).
+
+  ``head``: how the conditional logit joins the image code and the condition. ``"concat"`` (the
+  paper): the condition tiled over the 4x4 code, a 3x3 conv, BatchNorm, LeakyReLU, a 4x4 conv.
+  ``"projection"`` (Miyato & Koyama, 2018): ``psi(phi) + <phi, V c>`` with ``phi`` the code
+  summed over the grid: a realism term plus a matching term, so the match keeps its own gradient
+  however fake the image looks."""
   width: int = 64             # the reference's DF_DIM
   unconditional: bool = False
   text_dim: int = 0           # > 0: c is a sentence embedding, compressed to this many dims
+  head: str = "concat"        # the conditional head: "concat" (the paper) or "projection"
   bn_axis_name: str | None = None
 
   @nn.compact
@@ -224,11 +231,21 @@ class StackDiscriminator(nn.Module):
           conds * math.sqrt(conds.shape[-1]))
       conds = nn.leaky_relu(conds, 0.2)
     pairs = h if c_wrong is None else jnp.concatenate([h, h])
-    tiled = jnp.broadcast_to(conds[:, None, None, :], (*pairs.shape[:3], conds.shape[-1]))
-    g = _conv(feats, name="cond_conv")(jnp.concatenate([pairs, tiled.astype(h.dtype)], axis=-1))
-    g = nn.leaky_relu(_bn(train, ax)(g), 0.2)
-    logits = nn.Conv(1, (4, 4), (4, 4), padding="VALID", kernel_init=dcgan_kernel_init,
-                     name="cond_logits")(g).reshape(-1)
+    if self.head == "projection":
+      phi = jnp.sum(pairs, axis=(1, 2))
+      self.sow("intermediates", "phi", phi)
+      psi = nn.Dense(1, kernel_init=dcgan_kernel_init, name="proj_psi")(phi)[:, 0]
+      embed = nn.Dense(feats, use_bias=False, kernel_init=dcgan_kernel_init,
+                       name="proj_embed")(conds).astype(phi.dtype)
+      logits = psi + jnp.sum(phi * embed, axis=-1)
+    elif self.head == "concat":
+      tiled = jnp.broadcast_to(conds[:, None, None, :], (*pairs.shape[:3], conds.shape[-1]))
+      g = _conv(feats, name="cond_conv")(jnp.concatenate([pairs, tiled.astype(h.dtype)], axis=-1))
+      g = nn.leaky_relu(_bn(train, ax)(g), 0.2)
+      logits = nn.Conv(1, (4, 4), (4, 4), padding="VALID", kernel_init=dcgan_kernel_init,
+                       name="cond_logits")(g).reshape(-1)
+    else:
+      raise ValueError(f"StackDiscriminator head={self.head!r}: 'concat' or 'projection'")
     out["cond"] = logits[:x.shape[0]]
     if c_wrong is not None:
       out["wrong"] = logits[x.shape[0]:]

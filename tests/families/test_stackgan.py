@@ -108,6 +108,7 @@ def test_caption_flag_on_a_family_without_text_is_refused(tmp_path, mock_fmnist,
     ("augment", "color", "no DiffAugment"),
     ("g_ema", 0.999, "without parameter averages"),
     ("stackgan.d_condition", "label", "d_condition='label'.*'text'.*'mu'"),
+    ("stackgan.d_head", "attention", "d_head='attention'.*'concat'.*'projection'"),
     ("stackgan.ca_max_sigma", -1.0, "ca_max_sigma must be a number >= 0"),
 ])
 def test_config_errors_name_the_key(key, value, match):

@@ -137,8 +137,9 @@ def test_discriminator_code_is_4x4_at_8_widths(size, unconditional, feats):
   assert v["params"]["cond_conv"]["kernel"].shape == (3, 3, feats + C, feats)
 
 
-def test_mismatched_pairs_are_the_conditional_head_on_other_texts():
-  d = StackDiscriminator(width=4, unconditional=True)
+@pytest.mark.parametrize("head", ["concat", "projection"])
+def test_mismatched_pairs_are_the_conditional_head_on_other_texts(head):
+  d = StackDiscriminator(width=4, unconditional=True, head=head)
   rng = np.random.default_rng(0)
   x = jnp.asarray(rng.uniform(-1, 1, (4, 32, 32, 3)), jnp.float32)
   c = jnp.asarray(rng.normal(size=(4, C)), jnp.float32)
@@ -165,6 +166,29 @@ def test_text_reading_critic_compresses_the_sentence_embedding_itself():
                              np.sqrt(E) * np.asarray(e) @ np.asarray(w) + np.asarray(b), atol=1e-4)
   other = d.apply(v, x, jnp.roll(e, 1, axis=0), train=False)
   assert not np.allclose(d.apply(v, x, e, train=False)["cond"], other["cond"])
+
+
+def test_projection_head_is_realism_plus_the_match_of_code_and_text():
+  """Miyato & Koyama's head: ``psi . phi + b + <phi, V t>``, ``phi`` the 4x4 code summed over the
+  grid, ``t`` the critic's compressed text (LeakyReLU of its text layer)."""
+  d = StackDiscriminator(width=4, text_dim=C, head="projection")
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.uniform(-1, 1, (3, 16, 16, 3)), jnp.float32)
+  e = jnp.asarray(rng.normal(size=(3, E)), jnp.float32)
+  wrong = jnp.roll(e, 1, axis=0)
+  v = d.init(jax.random.PRNGKey(0), x, e, wrong, train=False)
+  p = v["params"]
+  assert "cond_conv" not in p and p["proj_embed"]["kernel"].shape == (C, 8)
+  out, inner = d.apply(v, x, e, wrong, train=False, mutable=["intermediates"])
+  phi = np.asarray(inner["intermediates"]["phi"][0])                 # [2N, 8]: real, then wrong
+  t = np.sqrt(E) * np.concatenate([e, wrong]) @ np.asarray(p["text_fc"]["kernel"])
+  t = t + np.asarray(p["text_fc"]["bias"])
+  t = np.where(t > 0, t, 0.2 * t)
+  expect = (phi @ np.asarray(p["proj_psi"]["kernel"])[:, 0] + np.asarray(p["proj_psi"]["bias"])
+            + np.sum(phi * (t @ np.asarray(p["proj_embed"]["kernel"])), axis=-1))
+  np.testing.assert_allclose(np.concatenate([out["cond"], out["wrong"]]), expect, rtol=1e-4,
+                             atol=1e-5)
+  np.testing.assert_allclose(phi[:3], phi[3:])   # the same images under both texts
 
 
 @pytest.mark.parametrize("text_dim", [0, C])
