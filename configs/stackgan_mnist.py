@@ -4,8 +4,10 @@
 Captions such as "a thick red seven" or "the digit 7, drawn in red with a heavy stroke"
 (:mod:`jaxgan.data.captions`; some (digit, colour) pairs never appear in training) are embedded
 once by the frozen all-MiniLM-L6-v2 sentence encoder (:mod:`jaxgan.text`). One run trains Stage I
-for ``stackgan.stage1_steps`` iterations, then Stage II on top of the frozen Stage I. The paper's
-setting otherwise: conditioning augmentation to a 128-d code with the KL term weighted 2 (gated,
+for ``stackgan.stage1_steps`` iterations, then Stage II on top of the frozen Stage I. The critics
+read the caption through a projection head (Miyato & Koyama, 2018; the paper's concatenation:
+``--config.stackgan.d_head=concat``), Stage I's with an unconditional head too (StackGAN++). The
+paper's setting otherwise: conditioning augmentation to a 128-d code with the KL term weighted 2 (gated,
 as StackGAN++), matching-aware discriminators, Adam(2e-4, b1=0.5) with the rate halved every
 ``stackgan.lr_decay_steps`` updates; widths cut for a CPU (G 32, Stage-I D 64, Stage-II D 32;
 the paper: 128 / 64).

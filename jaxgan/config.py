@@ -123,9 +123,12 @@ def sngan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
 
 def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   """Puts StackGAN (Zhang et al., 2017) into ``config`` at the CPU sizes (text -> 16x16 -> 32x32);
-  shared by the StackGAN recipes. The paper's setting otherwise: a 128-d conditioning-augmentation
-  code with the KL term weighted 2, Adam(2e-4, b1=0.5) halved every ``lr_decay_steps`` updates;
-  widths cut for a CPU (the paper's GF_DIM / DF_DIM: 128 / 64)."""
+  shared by the StackGAN recipes. The critics join image and text with a projection head and
+  Stage I's has an unconditional head too (StackGAN++); ``stackgan.d_head="concat"`` and
+  ``discriminator.stage1_unconditional=False`` give the paper's critics. The paper's setting
+  otherwise: a 128-d conditioning-augmentation code with the KL term weighted 2, Adam(2e-4,
+  b1=0.5) halved every ``lr_decay_steps`` updates; widths cut for a CPU (the paper's GF_DIM /
+  DF_DIM: 128 / 64)."""
   config.model = "stackgan"
   config.image_size = 32                   # Stage II's size
   config.latent_dim = 100
@@ -141,9 +144,11 @@ def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   # gated CA it read 51 % of the digits right after 3,000 iterations, against 10 % at width 32
   # with the ReLU CA (docs/text-to-image.md).
   # stage1_unconditional: Stage I's critic with the unconditional head Stage II's has
-  # (StackGAN++'s joint conditional-unconditional loss); the paper's Stage I has none.
+  # (StackGAN++'s joint conditional-unconditional loss; the paper's Stage I has none). With the
+  # projection head (stackgan.d_head) it lifted whole captions right from 30 % to 80 % of the
+  # seen ones after 3,000 Stage-I iterations at the paper's KL weight (docs/text-to-image.md).
   config.discriminator = ml_collections.ConfigDict(
-      {"width": 64, "stage2_width": 32, "stage1_unconditional": False})
+      {"width": 64, "stage2_width": 32, "stage1_unconditional": True})
   config.stackgan = ml_collections.ConfigDict({
       "stage1_size": 16,
       # Stage I for the first half of the run, then Stage II ("// 2" keeps the split when
@@ -152,7 +157,7 @@ def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
       "kl_weight": 2.0,
       "condition_dim": 128,
       "d_condition": "text",               # the critics read the text ("text", the paper) or G's mu ("mu")
-      "d_head": "concat",                  # ...joined to the image by "concat" (the paper) or "projection"
+      "d_head": "projection",              # ...joined to the image by "projection" or "concat" (the paper)
       "ca_activation": "glu",              # conditioning augmentation: "glu" (StackGAN++) or "relu"
       "ca_max_sigma": 0.0,                 # > 0: the CA's largest sigma (0: unbounded, the paper)
       "mode_seeking": 0.0,                 # > 0: MSGAN's term on Stage I, this weight (0: the paper)
