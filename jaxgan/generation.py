@@ -120,18 +120,22 @@ def check_truncation(truncation: float | None) -> None:
                       f"(e.g. 0.5; smaller trades diversity for fidelity), or left out for none")
 
 
+def normal_draw(key: jax.Array, shape: tuple, truncation: float | None = None) -> jax.Array:
+  """``N(0, I)`` of ``shape`` from ``key``; with ``truncation`` = psi, the normal truncated to
+  ``[-psi, psi]`` (every component beyond it drawn again)."""
+  if truncation is None:
+    return jax.random.normal(key, shape)
+  return jax.random.truncated_normal(key, -float(truncation), float(truncation), shape)
+
+
 def latent_noise(num: int, latent_dim: int, seed: int = 0,
                  truncation: float | None = None) -> np.ndarray:
   """``z ~ N(0, I)`` ``[num, latent_dim]`` from ``PRNGKey(seed)``; with ``truncation`` = psi, the
   truncation trick (Brock et al., 2019): every component beyond ``[-psi, psi]`` is drawn again,
   i.e. ``z`` follows the normal truncated to that interval."""
   check_truncation(truncation)
-  key = jax.random.PRNGKey(seed)
-  if truncation is None:
-    z = jax.random.normal(key, (num, latent_dim))
-  else:
-    z = jax.random.truncated_normal(key, -float(truncation), float(truncation), (num, latent_dim))
-  return np.asarray(z, np.float32)
+  return np.asarray(normal_draw(jax.random.PRNGKey(seed), (num, latent_dim), truncation),
+                    np.float32)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: np.ndarray) -> np.ndarray:

@@ -45,6 +45,7 @@ import optax
 from flax import struct
 from jax import lax
 
+from jaxgan.generation import normal_draw
 from jaxgan.state import run_once
 from jaxgan.steps import gather_batch, local_block, local_draw, pmean
 
@@ -94,9 +95,7 @@ class StackGANState:
     ``c = mu``, ``truncation`` = psi draws it from the normal truncated to ``[-psi, psi]``);
     Stage II is None with ``stage2=False``."""
     shape = (z.shape[0], int(self.generator.condition_dim))
-    eps1, eps2 = (jax.random.normal(jax.random.fold_in(key, stream), shape) if truncation is None
-                  else jax.random.truncated_normal(jax.random.fold_in(key, stream), -truncation,
-                                                   truncation, shape)
+    eps1, eps2 = (normal_draw(jax.random.fold_in(key, stream), shape, truncation)
                   for stream in (_CA1, _CA2))
     img1 = _stage1(self, self.g_params["stage1"], z, embedding, eps1, train=False,
                    sample_condition=sample_condition)[0][0]

@@ -23,6 +23,7 @@ import numpy as np
 from jaxgan import stackgan as sg
 from jaxgan.errors import ConfigError
 from jaxgan.families.base import Drawing, Family, count, jsonable, number
+from jaxgan.generation import normal_draw
 from jaxgan.hooks import Hook, Picture
 from jaxgan.models.stackgan import Stage1Generator, Stage2Generator, StackDiscriminator
 
@@ -335,9 +336,7 @@ def _generate_all(state, embeddings: np.ndarray, key: jax.Array, stage2: bool = 
   for start in range(0, len(embeddings), batch):
     emb = jnp.asarray(embeddings[start:start + batch], jnp.float32)
     k = jax.random.fold_in(key, start)
-    shape = (len(emb), state.latent_dim)
-    z = (jax.random.normal(k, shape) if truncation is None
-         else jax.random.truncated_normal(k, -truncation, truncation, shape))
+    z = normal_draw(k, (len(emb), state.latent_dim), truncation)
     images = _generate(state, z, emb, jax.random.fold_in(k, 1), stage2, sample_condition,
                        truncation)
     for part, x in zip(out, images):
