@@ -145,8 +145,11 @@ def test_each_network_trains_at_its_own_rate(rate):
 
 def test_stage1_critic_takes_the_unconditional_head_when_asked():
   """discriminator.stage1_unconditional: Stage I's critic gets Stage II's unconditional head (the
-  joint conditional-unconditional loss of StackGAN++); off, as in the paper, it has none."""
+  joint conditional-unconditional loss of StackGAN++, the recipes'); off, as in the paper, it has
+  none."""
   config = tiny_stackgan()
+  assert config.discriminator.stage1_unconditional
+  config.discriminator.stage1_unconditional = False
   family = families.check(config)
   assert "uncond_logits" not in family.build_state(config, (32, 32, 3)).d_params["stage1"]
   config.discriminator.stage1_unconditional = True
