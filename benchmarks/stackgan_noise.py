@@ -10,7 +10,7 @@ from the truncated normal.
     python benchmarks/stackgan_noise.py --workdir runs/stackgan_mnist [--step N] [--num 1000] \
         [--truncation 0.5,0.25]
 
-Results: docs/text-to-image.md ("What holds the caption back").
+Results: docs/text-to-image.md ("Where the noise goes").
 """
 
 from absl import app, flags, logging
