@@ -230,15 +230,17 @@ class StackDiscriminator(nn.Module):
       conds = nn.Dense(self.text_dim, kernel_init=dcgan_kernel_init, name="text_fc")(
           conds * math.sqrt(conds.shape[-1]))
       conds = nn.leaky_relu(conds, 0.2)
-    pairs = h if c_wrong is None else jnp.concatenate([h, h])
+    twice = (lambda a: a) if c_wrong is None else (lambda a: jnp.concatenate([a, a]))
     if self.head == "projection":
-      phi = jnp.sum(pairs, axis=(1, 2))
+      # The realism term once per image; the matching term once per (image, text) pair.
+      phi = jnp.sum(h, axis=(1, 2))
       self.sow("intermediates", "phi", phi)
       psi = nn.Dense(1, kernel_init=dcgan_kernel_init, name="proj_psi")(phi)[:, 0]
       embed = nn.Dense(feats, use_bias=False, kernel_init=dcgan_kernel_init,
                        name="proj_embed")(conds).astype(phi.dtype)
-      logits = psi + jnp.sum(phi * embed, axis=-1)
+      logits = twice(psi) + jnp.sum(twice(phi) * embed, axis=-1)
     elif self.head == "concat":
+      pairs = twice(h)
       tiled = jnp.broadcast_to(conds[:, None, None, :], (*pairs.shape[:3], conds.shape[-1]))
       g = _conv(feats, name="cond_conv")(jnp.concatenate([pairs, tiled.astype(h.dtype)], axis=-1))
       g = nn.leaky_relu(_bn(train, ax)(g), 0.2)
