@@ -160,6 +160,7 @@ def stackgan_body(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
       "d_head": "projection",              # ...joined to the image by "projection" or "concat" (the paper)
       "ca_activation": "glu",              # conditioning augmentation: "glu" (StackGAN++) or "relu"
       "ca_max_sigma": 0.0,                 # > 0: the CA's largest sigma (0: unbounded, the paper)
+      "stage2_noise": "own",               # Stage II's CA noise: its own draw ("own", the paper) or Stage I's ("stage1")
       "mode_seeking": 0.0,                 # > 0: MSGAN's term on Stage I, this weight (0: the paper)
       "embedding_dim": 384,                # all-MiniLM-L6-v2
       "lr_decay_steps": 2000,              # halve the rates every this many updates of a network

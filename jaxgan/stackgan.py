@@ -12,7 +12,8 @@ Each iteration (one stage, as the reference trainer):
 
 - ``z ~ N(0, I)``; ``(fake, mu, log sigma^2) = G(z, text)``, ``c = mu + sigma * eps`` inside G
   (``z`` and ``eps`` drawn for the global batch, each device keeping its rows, so ``n`` devices
-  train as one device does);
+  train as one device does); Stage II's ``eps`` a draw of its own (the paper) or, with
+  ``stage2_noise="stage1"``, the one that made its Stage-I image;
 - D update on the binary cross-entropies of the *matching-aware* discriminator, conditioned on
   the text embedding (a critic with ``text_dim``, the paper's) or on ``mu`` (no gradient to G;
   the released PyTorch code): real image with its text -> 1, real image with mismatched text
@@ -51,6 +52,9 @@ from jaxgan.steps import gather_batch, local_block, local_draw, pmean
 
 PyTree = Any
 STAGES = ("stage1", "stage2")
+# Stage II's conditioning-augmentation noise: a draw of its own (the paper) or the draw that made
+# its Stage-I image (as StackGAN++, whose stages share one conditioning code).
+STAGE2_NOISE = ("own", "stage1")
 # Random streams of one step: fold_in(fold_in(key, step), stream).
 _Z, _CA1, _CA2, _Z2 = 0, 1, 2, 3
 MODE_SEEKING_EPS = 1e-5                 # MSGAN's
@@ -74,10 +78,17 @@ class StackGANState:
   discriminator2: nn.Module = struct.field(pytree_node=False)  # Stage II's D
   g_tx: optax.GradientTransformation = struct.field(pytree_node=False)
   d_tx: optax.GradientTransformation = struct.field(pytree_node=False)
+  stage2_noise: str = struct.field(pytree_node=False, default="own")   # one of STAGE2_NOISE
 
   @property
   def latent_dim(self) -> int:
     return int(self.generator.latent_dim)
+
+  @property
+  def noise_streams(self) -> tuple[int, int]:
+    """The random streams of Stage I's and Stage II's conditioning noise (one stream twice when
+    Stage II reuses Stage I's draw)."""
+    return (_CA1, _CA1 if self.stage2_noise == "stage1" else _CA2)
 
   @property
   def stage1_size(self) -> int:
@@ -96,7 +107,7 @@ class StackGANState:
     Stage II is None with ``stage2=False``."""
     shape = (z.shape[0], int(self.generator.condition_dim))
     eps1, eps2 = (normal_draw(jax.random.fold_in(key, stream), shape, truncation)
-                  for stream in (_CA1, _CA2))
+                  for stream in self.noise_streams)
     img1 = _stage1(self, self.g_params["stage1"], z, embedding, eps1, train=False,
                    sample_condition=sample_condition)[0][0]
     if not stage2:
@@ -140,8 +151,12 @@ def stackgan_optimizer(learning_rate: float = 2e-4, lr_decay_steps: int = 0, b1:
 def create_stackgan_state(generator: nn.Module, discriminator: nn.Module, generator2: nn.Module,
                           discriminator2: nn.Module, g_tx: optax.GradientTransformation,
                           d_tx: optax.GradientTransformation, key: jax.Array,
-                          embedding_dim: int) -> StackGANState:
-  """Initialises both stages (independent keys from ``key``) and their optimisers."""
+                          embedding_dim: int, stage2_noise: str = "own") -> StackGANState:
+  """Initialises both stages (independent keys from ``key``) and their optimisers;
+  ``stage2_noise`` (one of :data:`STAGE2_NOISE`): whether Stage II's conditioning augmentation
+  draws noise of its own (the paper) or reuses the draw that made its Stage-I image."""
+  if stage2_noise not in STAGE2_NOISE:
+    raise ValueError(f"stage2_noise={stage2_noise!r}: one of {STAGE2_NOISE}")
   key = jnp.asarray(key)
   if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
     key = jax.random.key_data(key)
@@ -171,7 +186,8 @@ def create_stackgan_state(generator: nn.Module, discriminator: nn.Module, genera
   return StackGANState(step=jnp.zeros((), jnp.int32), key=key, g_params=g, d_params=d,
                        g_batch_stats=gs, d_batch_stats=ds, g_opt_state=gopt, d_opt_state=dopt,
                        generator=generator, discriminator=discriminator, generator2=generator2,
-                       discriminator2=discriminator2, g_tx=g_tx, d_tx=d_tx)
+                       discriminator2=discriminator2, g_tx=g_tx, d_tx=d_tx,
+                       stage2_noise=stage2_noise)
 
 
 def kl_divergence(mu: jax.Array, logvar: jax.Array) -> jax.Array:
@@ -218,7 +234,7 @@ def _stage_step(state: StackGANState, batch: dict, stage: str, kl_weight: float,
   z = local_draw(normal, jax.random.fold_in(key, _Z), (b, state.latent_dim), axis_name)
   eps1, eps2 = (local_draw(normal, jax.random.fold_in(key, stream),
                            (b, int(state.generator.condition_dim)), axis_name)
-                for stream in (_CA1, _CA2))
+                for stream in state.noise_streams)
   if two:
     image1 = lax.stop_gradient(_stage1(state, state.g_params["stage1"], z, embedding, eps1,
                                        train=False)[0][0])

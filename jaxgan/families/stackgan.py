@@ -408,6 +408,10 @@ class StackGAN(Family):
       raise ConfigError(f"config.stackgan.d_condition={st.d_condition!r}: the critics read the "
                         f"caption's embedding ('text', the paper) or the generator's conditioning "
                         f"mean ('mu', the released PyTorch code)")
+    if st.get("stage2_noise", "own") not in sg.STAGE2_NOISE:
+      raise ConfigError(f"config.stackgan.stage2_noise={st.stage2_noise!r}: Stage II's "
+                        f"conditioning noise is a draw of its own ('own', the paper) or the one "
+                        f"that made its Stage-I image ('stage1')")
     if st.get("d_head", "concat") not in D_HEADS:
       raise ConfigError(f"config.stackgan.d_head={st.d_head!r}: the critics join image and "
                         f"condition by 'concat' (the paper) or 'projection' (Miyato & Koyama)")
@@ -454,7 +458,8 @@ class StackGAN(Family):
     try:
       return sg.create_stackgan_state(g1, d1, g2, d2, tx("g_learning_rate"), tx("d_learning_rate"),
                                       jax.random.PRNGKey(config.seed),
-                                      int(config.stackgan.embedding_dim))
+                                      int(config.stackgan.embedding_dim),
+                                      config.stackgan.get("stage2_noise", "own"))
     except (TypeError, ValueError) as e:
       raise ConfigError(f"cannot build StackGAN from config.generator / config.discriminator / "
                         f"config.stackgan: {e}") from None

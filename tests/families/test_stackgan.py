@@ -110,6 +110,7 @@ def test_caption_flag_on_a_family_without_text_is_refused(tmp_path, mock_fmnist,
     ("stackgan.d_condition", "label", "d_condition='label'.*'text'.*'mu'"),
     ("stackgan.d_head", "attention", "d_head='attention'.*'concat'.*'projection'"),
     ("stackgan.ca_max_sigma", -1.0, "ca_max_sigma must be a number >= 0"),
+    ("stackgan.stage2_noise", "fresh", "stage2_noise='fresh'.*'own'.*'stage1'"),
 ])
 def test_config_errors_name_the_key(key, value, match):
   config = tiny_stackgan()

@@ -13,13 +13,13 @@ from jaxgan.models.stackgan import (ConditioningAugmentation, Stage1Generator, S
 E, Z, C = 24, 10, 16
 
 
-def _state(s1=16, s2=32, text_dim=0):
+def _state(s1=16, s2=32, text_dim=0, stage2_noise="own"):
   g1 = Stage1Generator(size=s1, channels=3, width=4, latent_dim=Z, condition_dim=C)
   g2 = Stage2Generator(size=s2, in_size=s1, channels=3, width=4, condition_dim=C, residual_blocks=1)
   tx = sg.stackgan_optimizer()
   return sg.create_stackgan_state(g1, StackDiscriminator(width=4, text_dim=text_dim), g2,
                                   StackDiscriminator(width=4, unconditional=True, text_dim=text_dim),
-                                  tx, tx, jax.random.PRNGKey(0), E)
+                                  tx, tx, jax.random.PRNGKey(0), E, stage2_noise)
 
 
 def _batch(n=8, size=32, seed=0):
@@ -255,6 +255,31 @@ def test_generate_is_deterministic_for_a_key_and_follows_the_text():
   assert a1.shape == (4, 16, 16, 3) and a2.shape == (4, 32, 32, 3)
   c1, c2 = state.generate(z, -emb, jax.random.PRNGKey(5), sample_condition=False)
   assert not np.allclose(a2, c2)
+
+
+def test_stage2_reuses_stage1s_conditioning_noise_when_asked():
+  """stage2_noise="stage1": Stage II's CA applies the noise that made its Stage-I image (its own
+  mu and sigma); "own" (the paper): an independent draw. Stage I's step is the same either way,
+  Stage II's is not."""
+  own, shared = _state(), _state(stage2_noise="stage1")
+  z = jax.random.normal(jax.random.PRNGKey(3), (4, Z))
+  emb, key = _batch(4)["embedding"], jax.random.PRNGKey(5)
+  img1, img2 = shared.generate(z, emb, key)
+  eps = {s: jax.random.normal(jax.random.fold_in(key, s), (4, C)) for s in (sg._CA1, sg._CA2)}
+  with_noise = lambda e: sg._stage2(shared, shared.g_params["stage2"], img1, emb, e, train=False)[0][0]
+  scale = float(jnp.max(jnp.abs(img2)))      # a fresh generator's images are tiny
+  np.testing.assert_allclose(img2, with_noise(eps[sg._CA1]), atol=1e-4 * scale)
+  own1, own2 = own.generate(z, emb, key)
+  np.testing.assert_array_equal(own1, img1)
+  np.testing.assert_allclose(own2, with_noise(eps[sg._CA2]), atol=1e-4 * scale)
+  assert float(jnp.max(jnp.abs(own2 - img2))) > 0.1 * scale
+  batch = _batch()
+  for stage, same in ((1, True), (2, False)):
+    step = sg.make_stackgan_step(stage=stage)
+    a, b = step(own, batch)[1]["g_loss"], step(shared, batch)[1]["g_loss"]
+    assert bool(a == b) is same
+  with pytest.raises(ValueError, match="stage2_noise='both'"):
+    _state(stage2_noise="both")
 
 
 def test_truncated_conditioning_noise_tends_to_the_mean_condition():
