@@ -10,7 +10,9 @@ paper's concatenation: ``--config.stackgan.d_head=concat``), Stage I's with an u
 too (StackGAN++). The conditioning augmentation is a 128-d code (gated, as StackGAN++) whose KL
 term is weighted 0.5 (the paper: 2, which leaves more of the digit to the CA noise: whole
 captions right 80 % against 87 % of the seen pairs after 3,000 Stage-I iterations,
-docs/text-to-image.md). The paper's setting otherwise: matching-aware discriminators,
+docs/text-to-image.md). Stage II's conditioning augmentation applies the noise that made its
+Stage-I image (``stackgan.stage2_noise``; the paper draws it afresh, which lets Stage II redraw
+part of the digit Stage I drew). The paper's setting otherwise: matching-aware discriminators,
 Adam(2e-4, b1=0.5) with the rate halved every ``stackgan.lr_decay_steps`` updates; widths cut
 for a CPU (G 32, Stage-I D 64, Stage-II D 32; the paper: 128 / 64).
 
@@ -26,4 +28,5 @@ def get_config():
   config.dataset = "mnist"
   config.num_steps = 8000                  # 4,000 iterations of each stage
   config.stackgan.kl_weight = 0.5
+  config.stackgan.stage2_noise = "stage1"
   return config
