@@ -166,14 +166,14 @@ def test_stage1_critic_takes_the_unconditional_head_when_asked():
       + (m["d_fake"] + m["d_wrong"] + m["d_fake_uncond"]) / 3, rtol=1e-5)
 
 
-def test_the_recipes_split_the_run_between_the_stages():
-  for name in ("stackgan_mnist", "stackgan_fmnist"):
-    config = load_config(name)
-    assert families.check(config).name == "stackgan"
-    assert config.stackgan.stage1_steps == config.num_steps // 2
-    config.num_steps = 10                    # --config.num_steps alone keeps the split
-    assert config.stackgan.stage1_steps == 5
-    assert families.for_config(config).phases(config) == (5,)
+@pytest.mark.parametrize("name,stage1_share", [("stackgan_mnist", 0.4), ("stackgan_fmnist", 0.5)])
+def test_the_recipes_split_the_run_between_the_stages(name, stage1_share):
+  config = load_config(name)
+  assert families.check(config).name == "stackgan"
+  assert config.stackgan.stage1_steps == round(config.num_steps * stage1_share)
+  config.num_steps = 10                      # --config.num_steps alone keeps the split
+  assert config.stackgan.stage1_steps == round(10 * stage1_share)
+  assert families.for_config(config).phases(config) == (round(10 * stage1_share),)
 
 
 def test_the_caption_meter_reads_real_images_as_their_captions(monkeypatch, tmp_path):
