@@ -6,8 +6,8 @@ Captions such as "a thick red seven" or "the digit 7, drawn in red with a heavy 
 once by the frozen all-MiniLM-L6-v2 sentence encoder (:mod:`jaxgan.text`). One run trains Stage I
 for ``stackgan.stage1_steps`` iterations (4,000: two fifths of the run), then 6,000 of Stage II
 on top of the frozen Stage I. The critics read the caption through a projection head (Miyato &
-Koyama, 2018; the paper's concatenation: ``--config.stackgan.d_head=concat``), Stage I's with an unconditional head
-too (StackGAN++). The conditioning augmentation is a 128-d code (gated, as StackGAN++) whose KL
+Koyama, 2018; the paper's concatenation: ``--config.stackgan.d_head=concat``), Stage I's with an
+unconditional head too (StackGAN++). The conditioning augmentation is a 128-d code (gated, as StackGAN++) whose KL
 term is weighted 0.5 (the paper: 2, which leaves more of the digit to the CA noise: whole
 captions right 80 % against 87 % of the seen pairs after 3,000 Stage-I iterations,
 docs/text-to-image.md). Stage II's conditioning augmentation applies the noise that made its
