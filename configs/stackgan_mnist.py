@@ -8,9 +8,9 @@ for ``stackgan.stage1_steps`` iterations (4,000: two fifths of the run), then 6,
 on top of the frozen Stage I. The critics read the caption through a projection head (Miyato &
 Koyama, 2018; the paper's concatenation: ``--config.stackgan.d_head=concat``), Stage I's with an
 unconditional head too (StackGAN++). The conditioning augmentation is a 128-d code (gated, as
-StackGAN++) whose KL term is weighted 0.5 (the paper: 2, which leaves more of the digit to the CA noise: whole
-captions right 80 % against 87 % of the seen pairs after 3,000 Stage-I iterations,
-docs/text-to-image.md). Stage II's conditioning augmentation applies the noise that made its
+StackGAN++) whose KL term is weighted 0.5 (the paper: 2, which leaves more of the digit to the
+CA noise: whole captions right 80 % against 87 % of the seen pairs after 3,000 Stage-I
+iterations, docs/text-to-image.md). Stage II's conditioning augmentation applies the noise that made its
 Stage-I image (``stackgan.stage2_noise``; the paper draws it afresh, which lets Stage II redraw
 part of the digit Stage I drew). The paper's setting otherwise: matching-aware discriminators,
 Adam(2e-4, b1=0.5) with the rate halved every ``stackgan.lr_decay_steps`` updates; widths cut
