@@ -35,10 +35,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.models.layers import batch_norm, spectral_norm
+from jaxgan.models.layers import CONV_IMPLS, batch_norm, resolve_conv_impl, spectral_norm
 
 residual_init = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")  # Glorot, gain sqrt(2)
 glorot_init = nn.initializers.xavier_uniform()
+
+
+def conv(features: int, size: int, kernel_init, **kwargs) -> nn.Conv:
+  """A ``size`` x ``size`` stride-1 convolution with "same" padding, computed with the
+  backend's fastest formulation (``layers.resolve_conv_impl("auto")``: on XLA:CPU, weight
+  gradients summed over batch chunks; the parameters are ``nn.Conv``'s either way)."""
+  return nn.Conv(features, (size, size), padding=(size - 1) // 2, kernel_init=kernel_init,
+                 conv_general_dilated=CONV_IMPLS[resolve_conv_impl("auto")], **kwargs)
 
 
 def upsample_nearest(x: jax.Array) -> jax.Array:
@@ -88,16 +96,16 @@ class SelfAttention(nn.Module):
     if c < 8 or h % 2 or w % 2:
       raise ValueError(f"self-attention needs >= 8 channels and an even side, got {h}x{w}x{c}")
 
-    def conv(features, name):
-      layer = nn.Conv(features, (1, 1), use_bias=False, kernel_init=glorot_init, name=name)
+    def project(features, name):
+      layer = conv(features, 1, glorot_init, use_bias=False, name=name)
       return spectral_norm(layer, train) if self.spectral else layer
 
     pool = lambda t: nn.max_pool(t, (2, 2), strides=(2, 2))
-    theta = conv(c // 8, "theta")(x).reshape(n, h * w, c // 8)
-    phi = pool(conv(c // 8, "phi")(x)).reshape(n, h * w // 4, c // 8)
-    g = pool(conv(c // 2, "g")(x)).reshape(n, h * w // 4, c // 2)
+    theta = project(c // 8, "theta")(x).reshape(n, h * w, c // 8)
+    phi = pool(project(c // 8, "phi")(x)).reshape(n, h * w // 4, c // 8)
+    g = pool(project(c // 2, "g")(x)).reshape(n, h * w // 4, c // 2)
     attention = jax.nn.softmax(jnp.einsum("nqc,nkc->nqk", theta, phi), axis=-1)
-    o = conv(c, "v")(jnp.einsum("nqk,nkc->nqc", attention, g).reshape(n, h, w, c // 2))
+    o = project(c, "v")(jnp.einsum("nqk,nkc->nqc", attention, g).reshape(n, h, w, c // 2))
     gamma = self.param("gamma", nn.initializers.zeros, ())
     return x + gamma.astype(x.dtype) * o
 
@@ -116,11 +124,11 @@ class GeneratorBlock(nn.Module):
     bn = lambda: normalizer(train, self.bn_axis_name, embedding)
     up = upsample_nearest if self.upsample else (lambda t: t)
     h = up(nn.relu(bn()(x)))
-    h = nn.Conv(self.features, (3, 3), padding=1, kernel_init=residual_init)(h)
-    h = nn.Conv(self.features, (3, 3), padding=1, kernel_init=residual_init)(nn.relu(bn()(h)))
+    h = conv(self.features, 3, residual_init)(h)
+    h = conv(self.features, 3, residual_init)(nn.relu(bn()(h)))
     shortcut = up(x)
     if self.upsample or x.shape[-1] != self.features:
-      shortcut = nn.Conv(self.features, (1, 1), padding=0, kernel_init=glorot_init)(shortcut)
+      shortcut = conv(self.features, 1, glorot_init)(shortcut)
     return h + shortcut
 
 
@@ -135,18 +143,18 @@ class DiscriminatorBlock(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
-    def conv(size, init):
-      layer = nn.Conv(self.features, (size, size), padding=(size - 1) // 2, kernel_init=init)
+    def sn_conv(size, init):
+      layer = conv(self.features, size, init)
       return spectral_norm(layer, train) if self.spectral else layer
 
     down = avg_pool if self.downsample else (lambda t: t)
     h = x if self.optimized else nn.relu(x)
-    h = conv(3, residual_init)(h)
-    h = down(conv(3, residual_init)(nn.relu(h)))
+    h = sn_conv(3, residual_init)(h)
+    h = down(sn_conv(3, residual_init)(nn.relu(h)))
     if self.optimized:
-      return h + conv(1, glorot_init)(avg_pool(x))
+      return h + sn_conv(1, glorot_init)(avg_pool(x))
     if self.downsample or x.shape[-1] != self.features:
-      return h + down(conv(1, glorot_init)(x))
+      return h + down(sn_conv(1, glorot_init)(x))
     return h + x
 
 
@@ -166,7 +174,7 @@ def _generate(g, z: jax.Array, embedding: jax.Array | None, train: bool) -> jax.
     if x.shape[1] == g.attention:
       x = SelfAttention()(x, train)
   x = nn.relu(normalizer(train, g.bn_axis_name, embedding)(x))
-  x = nn.Conv(c, (3, 3), padding=1, kernel_init=glorot_init)(x)
+  x = conv(c, 3, glorot_init)(x)
   return jnp.tanh(x)
 
 

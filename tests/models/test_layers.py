@@ -202,6 +202,66 @@ def test_adjoint_conv_second_order_gradients_match_xla():
   _close(a, b, 1e-4)
 
 
+def _conv1_ref(x, k, padding):
+  return lax.conv_general_dilated(x, k, (1, 1), padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+# (N, H, W, Cin, Cout), kernel side, padding: "same" 3x3 and 1x1, a 4x4 VALID convolution
+# (DCGAN's last layer), an asymmetric padding, a non-square image.
+STRIDE1 = [((6, 8, 8, 3, 4), 3, ((1, 1), (1, 1))), ((4, 6, 5, 5, 3), 1, ((0, 0), (0, 0))),
+           ((4, 4, 4, 8, 1), 4, ((0, 0), (0, 0))), ((2, 7, 9, 2, 3), 3, ((0, 2), (2, 1)))]
+
+
+@pytest.mark.parametrize("shape,size,padding", STRIDE1)
+@pytest.mark.parametrize("chunk", [1 << 18, 1])
+def test_stride1_conv_equals_xla_conv_in_value_and_gradients(monkeypatch, shape, size, padding,
+                                                             chunk):
+  monkeypatch.setattr(layers, "_STRIDE1_GRAD_CHUNK", chunk)   # 1: the smallest chunks there are
+  n, h, w, cin, cout = shape
+  x, k = _rand(30, (n, h, w, cin)), _rand(31, (size, size, cin, cout), 0.5)
+  y, vjp = jax.vjp(lambda x, k: layers.conv_stride1_adjoint(x, k, padding), x, k)
+  y_ref, vjp_ref = jax.vjp(lambda x, k: _conv1_ref(x, k, padding), x, k)
+  _close(y, y_ref)
+  g = _rand(32, y_ref.shape)
+  for a, b in zip(jax.jit(vjp)(g), vjp_ref(g)):
+    _close(a, b)
+
+
+def test_stride1_conv_second_order_gradients_match_xla(monkeypatch):
+  monkeypatch.setattr(layers, "_STRIDE1_GRAD_CHUNK", 1)
+  x, k = _rand(33, (4, 8, 8, 3)), _rand(34, (3, 3, 3, 5), 0.3)
+  pad = ((1, 1), (1, 1))
+
+  def penalty(conv, k, x):
+    gx = jax.grad(lambda x: jnp.sum(jnp.tanh(conv(x, k, pad))))(x)
+    return jnp.sum((gx ** 2).sum(axis=(1, 2, 3)) ** 0.5)
+
+  a = jax.grad(functools.partial(penalty, layers.conv_stride1_adjoint))(k, x)
+  b = jax.grad(functools.partial(penalty, _conv1_ref))(k, x)
+  _close(a, b, 1e-4)
+
+
+def test_stride1_convolutions_are_routed_and_others_left_to_xla(monkeypatch):
+  calls = []
+  real = layers.conv_stride1_adjoint
+  monkeypatch.setattr(layers, "conv_stride1_adjoint",
+                      lambda x, k, padding: calls.append(padding) or real(x, k, padding))
+  x = _rand(35, (2, 8, 8, 3))
+  routed = [dict(kernel_size=(3, 3), padding=1), dict(kernel_size=(3, 3), padding="SAME"),
+            dict(kernel_size=(1, 1), padding=0), dict(kernel_size=(3, 3), padding="VALID")]
+  left = [dict(kernel_size=(3, 3), padding=3),                        # a side wider than k - 1
+          dict(kernel_size=(3, 3), padding=1, strides=(2, 2)),
+          dict(kernel_size=(3, 3), padding=1, kernel_dilation=(2, 2)),
+          dict(kernel_size=(3, 3), padding=1, feature_group_count=3)]
+  for kw, expected in [(kw, 1) for kw in routed] + [(kw, 0) for kw in left]:
+    calls.clear()
+    plain = nn.Conv(3, **kw)
+    adjoint = nn.Conv(3, **kw, conv_general_dilated=layers.conv_general_dilated_adjoint)
+    params = plain.init(jax.random.PRNGKey(1), x)["params"]
+    _close(adjoint.apply({"params": params}, x), plain.apply({"params": params}, x))
+    assert len(calls) == expected, kw
+
+
 def _count(tree):
   return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
 
