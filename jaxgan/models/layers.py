@@ -339,7 +339,9 @@ def conv_stride1_adjoint(x: jax.Array, kernel: jax.Array, padding) -> jax.Array:
   ``[0, k - 1]``) whose weight gradient is summed over batch chunks (see
   ``_STRIDE1_GRAD_CHUNK``) and whose input gradient is again this convolution, with the
   kernel flipped and transposed and padding ``k - 1 - p``: reverse-mode derivatives of any
-  order keep the fast weight gradient. The 3x3 and 1x1 convolutions of the ResNets."""
+  order keep the fast weight gradient. A 1x1 kernel's weight gradient is one matrix
+  product (XLA:CPU's convolution took 2.7 s for it at 32x32x64 and batch 128, the product
+  0.04 s). The 3x3 and 1x1 convolutions of the ResNets."""
   return _conv(x, kernel, (1, 1), padding)
 
 
@@ -351,8 +353,12 @@ def _stride1_bwd(padding, res, g):
   x, kernel = res
   back = jnp.flip(kernel, (0, 1)).swapaxes(2, 3)
   dx = conv_stride1_adjoint(g, back, _stride1_backward_padding(kernel.shape, padding))
-  dk = _kernel_grad(lambda x, k: _conv(x, k, (1, 1), padding), x, g, kernel.shape,
-                    _STRIDE1_GRAD_CHUNK)
+  if kernel.shape[:2] == (1, 1):   # no padding (each side <= k - 1 = 0): a matrix product
+    cin, cout = kernel.shape[2:]
+    dk = (x.reshape(-1, cin).T @ g.reshape(-1, cout)).reshape(kernel.shape)
+  else:
+    dk = _kernel_grad(lambda x, k: _conv(x, k, (1, 1), padding), x, g, kernel.shape,
+                      _STRIDE1_GRAD_CHUNK)
   return dx, dk
 
 
