@@ -9,7 +9,7 @@ to 0 (the paper's CIFAR-10 ResNet run; its Inception FID 21.7 with these setting
     python train.py --config configs/sngan_cifar10.py
 
 tfds builds ``cifar10`` (162 MB download, or ``cifar-10-binary.tar.gz`` in the manual
-directory's ``cifar10/`` folder). One step takes about 22 s on a 2-core CPU; this recipe is
+directory's ``cifar10/`` folder). One step takes about 46 s on a 2-core CPU; this recipe is
 meant for a GPU. Evaluate it in Inception space (``--config.eval_features=inception``).
 """
 

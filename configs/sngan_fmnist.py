@@ -3,8 +3,8 @@
 The architecture and setting of ``sngan_cifar10.py`` (residual blocks, the optimised first D
 block, spectral normalisation of every D layer, global sum pooling, hinge loss, n_critic 5,
 Adam(2e-4, b1=0, b2=0.9), batch 64, linear decay) with 64 channels in G and D instead of
-256 / 128: one step (5 D updates and one G update) takes about 3.2 s on a 2-core CPU, against
-22 s at the paper's widths (``--config.generator.widths='(256, 256, 256, 256)'
+256 / 128: one step (5 D updates and one G update) takes about 7 s on a 2-core CPU, against
+46 s at the paper's widths (``--config.generator.widths='(256, 256, 256, 256)'
 --config.discriminator.widths='(128, 128, 128, 128)'`` restores them).
 
     python train.py --config configs/sngan_fmnist.py
