@@ -416,12 +416,10 @@ class Upsample2x(nn.Module):
 # ---------------------------------------------------------------------------
 # Drop-in ``conv_general_dilated`` for ``nn.Conv``: same module, same parameters.
 
-def _is_conv_down(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                  dimension_numbers, feature_group_count, batch_group_count, precision,
-                  preferred_element_type) -> bool:
-  if lhs.ndim != 4 or rhs.shape[:2] != (4, 4) or tuple(window_strides) != (2, 2):
-    return False
-  if isinstance(padding, str) or [tuple(p) for p in padding] != [(1, 1), (1, 1)]:
+def _plain_nhwc(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature_group_count,
+                batch_group_count, precision, preferred_element_type) -> bool:
+  """Whether a convolution is an undilated, ungrouped NHWC/HWIO one in the inputs' dtype."""
+  if lhs.ndim != 4:
     return False
   if any(d is not None and tuple(d) != (1, 1) for d in (lhs_dilation, rhs_dilation)):
     return False
@@ -433,21 +431,18 @@ def _is_conv_down(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
       lhs.shape, rhs.shape, dimension_numbers)
 
 
-def _stride1_padding(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
-                     dimension_numbers, feature_group_count, batch_group_count, precision,
-                     preferred_element_type):
+def _is_conv_down(lhs, rhs, window_strides, padding, *plain) -> bool:
+  if lhs.ndim != 4 or rhs.shape[:2] != (4, 4) or tuple(window_strides) != (2, 2):
+    return False
+  if isinstance(padding, str) or [tuple(p) for p in padding] != [(1, 1), (1, 1)]:
+    return False
+  return _plain_nhwc(lhs, rhs, *plain)
+
+
+def _stride1_padding(lhs, rhs, window_strides, padding, *plain):
   """The explicit padding of a plain stride-1 NHWC convolution that
   :func:`conv_stride1_adjoint` computes (each side in ``[0, k - 1]``), else None."""
-  if lhs.ndim != 4 or tuple(window_strides) != (1, 1):
-    return None
-  if any(d is not None and tuple(d) != (1, 1) for d in (lhs_dilation, rhs_dilation)):
-    return None
-  if feature_group_count != 1 or batch_group_count != 1 or precision is not None:
-    return None
-  if preferred_element_type is not None or lhs.dtype != rhs.dtype:
-    return None
-  if lax.conv_dimension_numbers(lhs.shape, rhs.shape, _DN) != lax.conv_dimension_numbers(
-      lhs.shape, rhs.shape, dimension_numbers):
+  if lhs.ndim != 4 or tuple(window_strides) != (1, 1) or not _plain_nhwc(lhs, rhs, *plain):
     return None
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)
