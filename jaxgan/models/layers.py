@@ -229,14 +229,12 @@ def conv_down(x: jax.Array, kernel: jax.Array) -> jax.Array:
 
 # Largest cotangent+input chunk (in elements per batch chunk) for one weight-gradient
 # convolution: on XLA:CPU the weight gradient of a large batch runs faster as a sum over
-# batch chunks that fit in the cache (2-core AMD EPYC, jax 0.10.1): up to 1.5x for DCGAN's
-# stride-2 convolutions at batch 256, 6.5x for a 3x3 64->64 convolution at 32x32 and batch
-# 128 (2.7 s whole, 0.41 s in chunks of 8), where XLA:CPU's own weight gradient runs at a
-# tenth of the forward convolution's speed.
+# batch chunks that fit in the cache (2-core AMD EPYC): up to 1.5x for DCGAN's stride-2
+# convolutions at batch 256.
 _KERNEL_GRAD_CHUNK = 1 << 20
-# The same for the stride-1 convolutions of the ResNets, where smaller chunks measured faster:
-# the SNGAN ResNet step (64 channels, batch 64) took 18.0 s with XLA's weight gradients,
-# 8.2 s in chunks of 1 << 20 elements and 7.4 s in chunks of 1 << 18.
+# The same for 3x3 stride-1 convolutions (the ResNets), where smaller chunks measured faster
+# (jax 0.10.1): the SNGAN ResNet step (64 channels, batch 64) took 8.2 s in chunks of 1 << 20
+# elements and 7.4 s in chunks of 1 << 18, against 18.0 s with XLA's whole-batch gradients.
 _STRIDE1_GRAD_CHUNK = 1 << 18
 
 
@@ -432,7 +430,7 @@ def _plain_nhwc(lhs, rhs, lhs_dilation, rhs_dilation, dimension_numbers, feature
 
 
 def _is_conv_down(lhs, rhs, window_strides, padding, *plain) -> bool:
-  if lhs.ndim != 4 or rhs.shape[:2] != (4, 4) or tuple(window_strides) != (2, 2):
+  if rhs.shape[:2] != (4, 4) or tuple(window_strides) != (2, 2):
     return False
   if isinstance(padding, str) or [tuple(p) for p in padding] != [(1, 1), (1, 1)]:
     return False
@@ -442,7 +440,7 @@ def _is_conv_down(lhs, rhs, window_strides, padding, *plain) -> bool:
 def _stride1_padding(lhs, rhs, window_strides, padding, *plain):
   """The explicit padding of a plain stride-1 NHWC convolution that
   :func:`conv_stride1_adjoint` computes (each side in ``[0, k - 1]``), else None."""
-  if lhs.ndim != 4 or tuple(window_strides) != (1, 1) or not _plain_nhwc(lhs, rhs, *plain):
+  if tuple(window_strides) != (1, 1) or not _plain_nhwc(lhs, rhs, *plain):
     return None
   if isinstance(padding, str):
     padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], (1, 1), padding)

@@ -35,7 +35,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.models.layers import CONV_IMPLS, batch_norm, resolve_conv_impl, spectral_norm
+from jaxgan.models.layers import CONV_IMPLS, batch_norm, maybe_spectral_norm, resolve_conv_impl
 
 residual_init = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")  # Glorot, gain sqrt(2)
 glorot_init = nn.initializers.xavier_uniform()
@@ -98,7 +98,7 @@ class SelfAttention(nn.Module):
 
     def project(features, name):
       layer = conv(features, 1, glorot_init, use_bias=False, name=name)
-      return spectral_norm(layer, train) if self.spectral else layer
+      return maybe_spectral_norm(layer, train, self.spectral)
 
     pool = lambda t: nn.max_pool(t, (2, 2), strides=(2, 2))
     theta = project(c // 8, "theta")(x).reshape(n, h * w, c // 8)
@@ -144,8 +144,7 @@ class DiscriminatorBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     def sn_conv(size, init):
-      layer = conv(self.features, size, init)
-      return spectral_norm(layer, train) if self.spectral else layer
+      return maybe_spectral_norm(conv(self.features, size, init), train, self.spectral)
 
     down = avg_pool if self.downsample else (lambda t: t)
     h = x if self.optimized else nn.relu(x)
@@ -242,10 +241,6 @@ def _features(d, x: jax.Array, train: bool) -> jax.Array:
   return jnp.sum(nn.relu(h), axis=(1, 2))
 
 
-def _sn(layer: nn.Module, spectral: bool, train: bool):
-  return spectral_norm(layer, train) if spectral else layer
-
-
 class ResNetDiscriminator(nn.Module):
   """SNGAN's ResNet discriminator: the optimised block, then one block per later width
   (``downsample[i]`` for block ``i``; default: the first two blocks halve the image, as the
@@ -259,7 +254,8 @@ class ResNetDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
     h = _features(self, x, train)
-    return _sn(nn.Dense(1, kernel_init=glorot_init), self.spectral, train)(h).reshape(x.shape[0])
+    logit = maybe_spectral_norm(nn.Dense(1, kernel_init=glorot_init), train, self.spectral)
+    return logit(h).reshape(x.shape[0])
 
 
 class ConditionalResNetDiscriminator(nn.Module):
@@ -275,7 +271,9 @@ class ConditionalResNetDiscriminator(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, label: jax.Array, train: bool = True) -> jax.Array:
     h = _features(self, x, train)
-    psi = _sn(nn.Dense(1, kernel_init=glorot_init), self.spectral, train)(h)[:, 0]
-    embed = _sn(nn.Embed(self.num_classes, h.shape[-1], embedding_init=glorot_init),
-                self.spectral, train)(jnp.asarray(label, jnp.int32))
+    psi = maybe_spectral_norm(nn.Dense(1, kernel_init=glorot_init), train,
+                              self.spectral)(h)[:, 0]
+    embed = maybe_spectral_norm(
+        nn.Embed(self.num_classes, h.shape[-1], embedding_init=glorot_init), train,
+        self.spectral)(jnp.asarray(label, jnp.int32))
     return psi + jnp.sum(embed * h, axis=-1)
