@@ -8,10 +8,15 @@ Two parts:
   and the largest difference between the two gradients relative to their scale;
 * per recipe of ``--configs``: the jitted train step with the backend's formulation
   (``"auto"``) and with XLA's convolution everywhere (``"xla"``), timed in alternating windows
-  of ``--steps`` steps so that both see the same load.
+  of ``--steps`` steps so that both see the same load. ``--data synthetic`` (the default)
+  feeds the step one random image batch at ``--step_batch``; ``--data real`` one batch of the
+  recipe's own data at the recipe's batch size (what a translation or StackGAN step needs:
+  paired domains, sentence embeddings).
 
     python benchmarks/bench_conv.py [--configs configs/sngan_fmnist.py] [--batch 128]
         [--steps 2] [--windows 3] [--repeats 5]
+    python benchmarks/bench_conv.py --layers 0 --data real \
+        --configs configs/began_fmnist.py,configs/cyclegan_mnist.py
 """
 
 from __future__ import annotations
@@ -84,14 +89,31 @@ def bench_layers(batch: int, repeats: int) -> None:
           f"{t_x / t_o:>8.1f}x {diff:>9.1e}", flush=True)
 
 
-def bench_steps(paths: list[str], batch: int, steps: int, windows: int) -> None:
+def _real_step_and_state(config):
+  """The recipe's jitted step, its fresh state, and the first batch of its own data (stacked
+  ``n_critic`` deep), built as :mod:`jaxgan.trainer` builds them."""
+  import jax
+  from jaxgan import families
+  from jaxgan.trainer import stacked_batches
+  family = families.check(config)
+  data = family.data(config)
+  family.check_data(config, data)
+  state = family.prepare_state(
+      config, family.build_state(config, data.example_shape, data.num_classes), data)
+  n_critic = family.step_options(config)["n_critic"]
+  batch = next(stacked_batches(iter(data.stream(config.batch_size, config.seed)), n_critic))
+  return jax.jit(family.step_body(config)), state, batch
+
+
+def bench_steps(paths: list[str], batch: int, steps: int, windows: int, real: bool) -> None:
   import jax
   from bench_precision import _config, _step_and_state
   for path in paths:
     runs = {}
     for impl in ("auto", "xla"):
       with xla_convolutions() if impl == "xla" else contextlib.nullcontext():
-        step, state, data = _step_and_state(_config(path, batch, "float32"))
+        config = _config(path, None if real else batch, "float32")
+        step, state, data = (_real_step_and_state if real else _step_and_state)(config)
         t = time.perf_counter()
         state, _ = step(state, data)        # traced and compiled here, inside the block
         jax.block_until_ready(state)
@@ -106,7 +128,7 @@ def bench_steps(paths: list[str], batch: int, steps: int, windows: int) -> None:
         times.append((time.perf_counter() - t) / steps)
         run[1] = state
     median = {impl: statistics.median(r[3]) for impl, r in runs.items()}
-    print(f"{path} batch {batch}: auto {median['auto']:.2f} s/step, XLA's convolution "
+    print(f"{path} batch {config.batch_size}: auto {median['auto']:.2f} s/step, XLA's convolution "
           f"{median['xla']:.2f} s/step ({median['xla'] / median['auto']:.1f}x; compile + first "
           f"step {runs['auto'][4]:.0f} s / {runs['xla'][4]:.0f} s)", flush=True)
 
@@ -120,12 +142,17 @@ def main(argv=None) -> int:
   parser.add_argument("--steps", type=int, default=2, help="steps per timed window")
   parser.add_argument("--windows", type=int, default=3, help="timed windows per formulation")
   parser.add_argument("--repeats", type=int, default=5, help="timed calls per layer measurement")
+  parser.add_argument("--layers", type=int, default=1, help="0: skip the per-layer timings")
+  parser.add_argument("--data", choices=("synthetic", "real"), default="synthetic",
+                      help="the train steps' batch: random images at --step_batch, or the "
+                           "recipe's own data at its batch size")
   args = parser.parse_args(argv)
   import jax
   print(f"backend {jax.default_backend()}, jax {jax.__version__}, {os.cpu_count()} CPUs")
-  bench_layers(args.batch, args.repeats)
+  if args.layers:
+    bench_layers(args.batch, args.repeats)
   bench_steps([p.strip() for p in args.configs.split(",") if p.strip()], args.step_batch,
-              args.steps, args.windows)
+              args.steps, args.windows, args.data == "real")
   return 0
 
 

@@ -23,12 +23,15 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _config(path: str, batch: int, dtype: str):
+def _config(path: str, batch: int | None, dtype: str):
+  """The recipe's config on one device in ``dtype``, at batch ``batch`` (None: the recipe's)."""
   spec = importlib.util.spec_from_file_location("recipe", path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   config = module.get_config()
-  config.batch_size, config.dtype, config.num_devices = batch, dtype, 1
+  config.dtype, config.num_devices = dtype, 1
+  if batch is not None:
+    config.batch_size = batch
   return config
 
 

@@ -22,6 +22,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan.models import layers
+
 
 def upsample_nearest(x: jax.Array, factor: int = 2) -> jax.Array:
   """Nearest-neighbour resize of ``[N, H, W, C]`` by ``factor`` (each pixel becomes a block)."""
@@ -43,7 +45,7 @@ def _scales(side: int, base: int, who: str) -> int:
 
 
 def _conv(features: int, strides: int = 1) -> nn.Conv:
-  return nn.Conv(features, (3, 3), strides=(strides, strides), padding="SAME")
+  return layers.conv(features, (3, 3), strides=(strides, strides), padding="SAME")
 
 
 class BEGANDecoder(nn.Module):

@@ -9,9 +9,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.models.layers import (CONV_IMPLS, Upsample2x, batch_norm, dcgan_kernel_init,
-                                  dcgan_scale_init, maybe_spectral_norm, resolve_conv_impl,
-                                  resolve_upsample_impl)
+from jaxgan.models import layers
+from jaxgan.models.layers import (Upsample2x, batch_norm, dcgan_kernel_init, dcgan_scale_init,
+                                  maybe_spectral_norm, resolve_upsample_impl)
 
 
 def _levels(image_shape: Sequence[int], features: Sequence[int], who: str) -> int:
@@ -36,8 +36,7 @@ def dcgan_trunk(x: jax.Array, features: Sequence[int], *, negative_slope: float 
   _levels(x.shape[1:], features, "discriminator")
   if norm not in DISCRIMINATOR_NORMS:
     raise ValueError(f"unknown discriminator norm {norm!r}; choose one of {list(DISCRIMINATOR_NORMS)}")
-  conv = functools.partial(nn.Conv, kernel_init=dcgan_kernel_init,
-                           conv_general_dilated=CONV_IMPLS[resolve_conv_impl(conv_impl)])
+  conv = functools.partial(layers.conv, impl=conv_impl, kernel_init=dcgan_kernel_init)
   for i, f in enumerate(features):
     # A bias only where no normalisation with its own offset follows.
     layer = conv(f, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -480,6 +480,15 @@ def resolve_conv_impl(impl: str) -> str:
   if impl not in CONV_IMPLS:
     raise ValueError(f"unknown conv impl {impl!r}; choose 'auto' or one of {sorted(CONV_IMPLS)}")
   return impl
+
+
+def conv(features: int, kernel_size: Sequence[int], *, impl: str = "auto", **kwargs) -> nn.Conv:
+  """``nn.Conv(features, kernel_size, **kwargs)`` computed with the formulation ``impl``
+  (``"auto"``: the backend's fastest; on XLA:CPU, the gradients of stride-1 and of 4x4
+  stride-2 padding-1 convolutions come from :func:`conv_general_dilated_adjoint`). Same
+  module, same parameters, same values whichever formulation runs."""
+  return nn.Conv(features, tuple(kernel_size),
+                 conv_general_dilated=CONV_IMPLS[resolve_conv_impl(impl)], **kwargs)
 
 
 def uses_batchnorm(module: nn.Module, *args) -> bool:

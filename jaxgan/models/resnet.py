@@ -35,7 +35,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxgan.models.layers import CONV_IMPLS, batch_norm, maybe_spectral_norm, resolve_conv_impl
+from jaxgan.models import layers
+from jaxgan.models.layers import batch_norm, maybe_spectral_norm
 
 residual_init = nn.initializers.variance_scaling(2.0, "fan_avg", "uniform")  # Glorot, gain sqrt(2)
 glorot_init = nn.initializers.xavier_uniform()
@@ -45,8 +46,8 @@ def conv(features: int, size: int, kernel_init, **kwargs) -> nn.Conv:
   """A ``size`` x ``size`` stride-1 convolution with "same" padding, computed with the
   backend's fastest formulation (``layers.resolve_conv_impl("auto")``: on XLA:CPU, weight
   gradients summed over batch chunks; the parameters are ``nn.Conv``'s either way)."""
-  return nn.Conv(features, (size, size), padding=(size - 1) // 2, kernel_init=kernel_init,
-                 conv_general_dilated=CONV_IMPLS[resolve_conv_impl("auto")], **kwargs)
+  return layers.conv(features, (size, size), padding=(size - 1) // 2, kernel_init=kernel_init,
+                     **kwargs)
 
 
 def upsample_nearest(x: jax.Array) -> jax.Array:

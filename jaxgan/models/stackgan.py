@@ -39,6 +39,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxgan.models import layers
 from jaxgan.models.layers import batch_norm, dcgan_kernel_init, dcgan_scale_init
 
 
@@ -46,8 +47,9 @@ def _conv(features: int, kernel: int = 3, stride: int = 1, bias: bool = False,
           name: str | None = None) -> nn.Conv:
   """A PyTorch-padded convolution: 3x3 stride 1 keeps the size, 4x4 stride 2 halves it."""
   pad = 1
-  return nn.Conv(features, (kernel, kernel), (stride, stride), padding=((pad, pad), (pad, pad)),
-                 use_bias=bias, kernel_init=dcgan_kernel_init, name=name)
+  return layers.conv(features, (kernel, kernel), strides=(stride, stride),
+                     padding=((pad, pad), (pad, pad)), use_bias=bias,
+                     kernel_init=dcgan_kernel_init, name=name)
 
 
 def _bn(train: bool, axis_name: str | None) -> nn.BatchNorm:

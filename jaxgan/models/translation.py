@@ -35,7 +35,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxgan.errors import ConfigError
-from jaxgan.models.layers import CONV_IMPLS, Upsample2x, resolve_conv_impl
+from jaxgan.models import layers
+from jaxgan.models.layers import Upsample2x
 
 STYLES = ("cyclegan", "stargan")
 NORMS = ("instance", "none")
@@ -133,7 +134,7 @@ class ResNetGenerator(nn.Module):
     channels = self.out_channels or x.shape[-1]
     x = jnp.concatenate([x, self._label_planes(x, c)], axis=-1) if self.num_domains else x
     cyc = self.style == "cyclegan"
-    conv = functools.partial(nn.Conv, use_bias=cyc,
+    conv = functools.partial(layers.conv, impl=self.conv_impl, use_bias=cyc,
                              kernel_init=cyclegan_kernel_init if cyc else nn.initializers.lecun_normal())
 
     def norm(h):
@@ -157,8 +158,7 @@ class ResNetGenerator(nn.Module):
       if cyc:
         h = conv(f * mult, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))(h)
       else:
-        h = conv(f * mult, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                 conv_general_dilated=CONV_IMPLS[resolve_conv_impl(self.conv_impl)])(h)
+        h = conv(f * mult, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))(h)
       h = nn.relu(norm(h))
     for _ in range(self.num_blocks):
       r = nn.relu(norm(conv_same(h, 4 * f, 3)))
@@ -215,7 +215,7 @@ class PatchGANDiscriminator(nn.Module):
           f"a {x.shape[1]}x{x.shape[2]} image is too small for a PatchGAN with num_layers="
           f"{self.num_layers} (the map would be empty); lower discriminator num_layers or use "
           f"larger images (at least {3 * 2 ** self.num_layers} pixels)")
-    conv = functools.partial(nn.Conv, kernel_size=(4, 4), padding=((1, 1), (1, 1)),
+    conv = functools.partial(layers.conv, kernel_size=(4, 4), padding=((1, 1), (1, 1)),
                              kernel_init=cyclegan_kernel_init)
     act = lambda h: nn.leaky_relu(h, self.negative_slope)
     norm = (lambda h: instance_norm(False)(h)) if self.norm == "instance" else (lambda h: h)
@@ -246,14 +246,13 @@ class StarGANDiscriminator(nn.Module):
   def __call__(self, x: jax.Array, train: bool = True) -> tuple[jax.Array, jax.Array]:
     del train
     check_round_trip(x.shape[1:3], self.num_layers, f"StarGAN's critic (num_layers={self.num_layers})")
-    conv_fn = CONV_IMPLS[resolve_conv_impl(self.conv_impl)]
+    conv = functools.partial(layers.conv, impl=self.conv_impl)
     h = x
     for i in range(self.num_layers):
-      h = nn.Conv(self.features * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)),
-                  conv_general_dilated=conv_fn)(h)
+      h = conv(self.features * 2 ** i, (4, 4), strides=(2, 2), padding=((1, 1), (1, 1)))(h)
       h = nn.leaky_relu(h, self.negative_slope)
-    src = nn.Conv(1, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, name="D_src")(h)
-    cls = nn.Conv(self.num_domains, h.shape[1:3], padding="VALID", use_bias=False, name="D_cls")(h)
+    src = conv(1, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, name="D_src")(h)
+    cls = conv(self.num_domains, h.shape[1:3], padding="VALID", use_bias=False, name="D_cls")(h)
     return src[..., 0], cls.reshape(x.shape[0], self.num_domains)
 
 

@@ -356,3 +356,74 @@ def test_discriminator_norm_decides_whether_examples_interact(norm, per_example)
     np.testing.assert_allclose(changed[0], apply(variables, x)[0], rtol=1e-5, atol=1e-6)
   else:
     assert abs(float(changed[0] - apply(variables, x)[0])) > 1e-4
+
+
+def _family_networks():
+  """{name: (module, inputs)} for the networks outside DCGAN and the ResNets whose
+  convolutions go through :func:`layers.conv`: stride-1 3x3/4x4/7x7 and "VALID" ones."""
+  from jaxgan.models.began import BEGANDiscriminator, BEGANGenerator
+  from jaxgan.models.stackgan import Stage1Generator, Stage2Generator, StackDiscriminator
+  from jaxgan.models.translation import (PatchGANDiscriminator, ResNetGenerator,
+                                         StarGANDiscriminator)
+  img = jnp.asarray(_rand(30, (2, 16, 16, 1)))
+  img32 = jnp.asarray(_rand(31, (2, 32, 32, 1)))
+  emb = jnp.asarray(_rand(32, (2, 6)))
+  return {
+      "began D": (BEGANDiscriminator(filters=4, embedding=8), (img,)),
+      "began G": (BEGANGenerator(img.shape[1:], latent_dim=8, filters=4),
+                  (jnp.asarray(_rand(33, (2, 8))),)),
+      "cyclegan G": (ResNetGenerator(features=4, num_blocks=1, style="cyclegan"), (img,)),
+      "stargan G": (ResNetGenerator(features=4, num_blocks=1, style="stargan", num_domains=3,
+                                    upsample="transpose"), (img, jnp.eye(3)[:2])),
+      "patchgan D": (PatchGANDiscriminator(features=4, num_layers=2), (img32,)),
+      "stargan D": (StarGANDiscriminator(features=4, num_layers=2, num_domains=3), (img,)),
+      "stackgan G1": (Stage1Generator(size=16, channels=1, width=4, latent_dim=8,
+                                      condition_dim=4), (jnp.asarray(_rand(34, (2, 8))), emb)),
+      "stackgan G2": (Stage2Generator(size=32, in_size=16, channels=1, width=4, condition_dim=4,
+                                      residual_blocks=1, encoder_steps=1), (img, emb)),
+      "stackgan D": (StackDiscriminator(width=4), (img, jnp.asarray(_rand(35, (2, 4))))),
+  }
+
+
+@pytest.mark.parametrize("name", ["began D", "began G", "cyclegan G", "stargan G", "patchgan D",
+                                  "stargan D", "stackgan G1", "stackgan G2", "stackgan D"])
+def test_family_networks_compute_the_same_values_and_gradients_as_with_xla_convolutions(
+    name, monkeypatch):
+  # Every family's convolutions are layers.conv: "auto" (on CPU, the adjoint gradients) and
+  # XLA's convolution must give the same parameters, outputs, parameter gradients, and, for
+  # the discriminators, the second-order gradient of a gradient penalty.
+  module, inputs = _family_networks()[name]
+  key = {"params": jax.random.PRNGKey(0), "condition": jax.random.PRNGKey(1)}
+
+  def run():
+    variables = jax.jit(module.init)(key, *inputs)
+    weights = lambda a: jnp.sin(jnp.arange(a.size, dtype=a.dtype).reshape(a.shape))
+
+    def loss(params, *xs):
+      out, _ = module.apply({**variables, "params": params}, *xs, mutable=["batch_stats"],
+                            rngs={"condition": jax.random.PRNGKey(2)})
+      return sum(jnp.sum(weights(a) * a) for a in jax.tree.leaves(out))
+
+    def penalty(params):  # ||d loss / d input||^2, as WGAN-GP and R1 take it
+      g = jax.grad(loss, argnums=1)(params, *inputs)
+      return jnp.sum(g ** 2)
+
+    value, grads = jax.jit(jax.value_and_grad(loss))(variables["params"], *inputs)
+    second = jax.jit(jax.grad(penalty))(variables["params"]) if name.endswith(" D") else 0.0
+    return variables, value, grads, second
+
+  routed = []
+  stride1 = layers.conv_stride1_adjoint
+  monkeypatch.setattr(layers, "conv_stride1_adjoint",
+                      lambda *args: routed.append(args[2]) or stride1(*args))
+  ours = run()
+  if jax.default_backend() == "cpu":   # the test would compare XLA with itself otherwise
+    assert routed, f"{name}: no convolution took the stride-1 route"
+  monkeypatch.setattr(layers, "_AUTO_CONV", {})   # "auto" -> XLA's convolution
+  assert layers.resolve_conv_impl("auto") == "xla"
+  reference = run()
+  assert jax.tree.map(jnp.shape, ours[0]) == jax.tree.map(jnp.shape, reference[0]), name
+  jax.tree.map(lambda a, b: _close(a, b, 1e-5), ours[0], reference[0])
+  _close(ours[1], reference[1], 1e-4)
+  jax.tree.map(lambda a, b: _close(a, b, 1e-4), ours[2], reference[2])
+  jax.tree.map(lambda a, b: _close(a, b, 1e-3), ours[3], reference[3])
