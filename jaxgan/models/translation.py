@@ -99,6 +99,8 @@ class ResNetGenerator(nn.Module):
   target label vector ``c`` (StarGAN; in multi-dataset mode the padded label
   plus the mask vector); ``0`` means no label input. ``out_channels`` (0 =
   the input's channels). A residual block is ``x + IN(conv(ReLU(IN(conv(x)))))``.
+  ``conv_impl``: how every convolution is computed (:func:`~jaxgan.models.layers.conv`; the
+  parameters and values are the same whichever runs).
 
   ``label_norm`` (StarGAN only; ``False`` = the reference): every instance
   norm is also modulated by the label, ``IN(h) * (1 + W_g c) + W_b c`` per
@@ -234,7 +236,7 @@ class StarGANDiscriminator(nn.Module):
   convolution to one channel, a patch map ``[N, h, w]`` of critic values.
   ``D_cls``: a convolution with an ``h x w`` kernel to ``num_domains``
   logits ``[N, K]``. Both heads have no bias, as the reference.
-  Returns ``(src, cls)``.
+  Returns ``(src, cls)``. ``conv_impl``: as :class:`ResNetGenerator`'s.
   """
   features: int = 64
   num_layers: int = 6
